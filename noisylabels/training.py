@@ -1,0 +1,266 @@
+"""A small training loop that records what the lessons plot.
+
+Taught in lesson 01 (label noise and memorization), used by every later lesson:
+:func:`fit` trains a classifier on tensors or a map-style dataset, records per-epoch
+train / test loss and accuracy (and, on request, every training example's loss),
+shows a notebook-aware progress bar, seeds everything and uses CUDA when present.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "seed_everything",
+    "get_device",
+    "as_tensors",
+    "History",
+    "fit",
+    "evaluate",
+    "predict_proba",
+    "per_example_losses",
+    "run_size",
+]
+
+
+def run_size(default: str = "default") -> str:
+    """How big a lesson's experiments are: ``"quick"``, ``"default"`` or ``"full"``.
+
+    Read from the environment variable ``NOISYLABELS_SIZE`` (CI sets ``quick`` to
+    smoke-test the notebooks; ``full`` runs full MNIST / CIFAR-10 where present).
+    A lesson can also set its ``SIZE`` variable by hand.
+    """
+    size = os.environ.get("NOISYLABELS_SIZE", default).strip().lower() or default
+    if size not in ("quick", "default", "full"):
+        raise ValueError(f"NOISYLABELS_SIZE must be quick, default or full, got {size!r}")
+    return size
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run repeats."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def get_device(device=None) -> torch.device:
+    """``device`` if given, else CUDA when available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def as_tensors(data, device=None):
+    """``(X, y)`` as a float tensor and an int64 tensor on ``device``.
+
+    ``data`` is a pair of arrays / tensors, or a map-style dataset of ``(x, y)``
+    (read once, in order), for example a :class:`~noisylabels.MislabeledDataset`.
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = data
+    else:
+        items = [data[i] for i in range(len(data))]
+        X = torch.stack([torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x) for x, _ in items])
+        y = torch.as_tensor([int(t) for _, t in items])
+    X = torch.as_tensor(X) if torch.is_tensor(X) else torch.as_tensor(np.asarray(X))
+    y = torch.as_tensor(y) if torch.is_tensor(y) else torch.as_tensor(np.asarray(y))
+    X = X.float()
+    y = y.long()
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels")
+    dev = get_device(device)
+    return X.to(dev), y.to(dev)
+
+
+class History(dict):
+    """Per-epoch records of :func:`fit`: lists under ``epoch``, ``train_loss``,
+    ``train_acc``, ``test_loss``, ``test_acc``, ``lr`` and ``seconds``; with
+    ``record_example_losses`` also ``example_losses`` (array ``(epochs, n)``).
+    Keys read as attributes too: ``history.test_acc[-1]``.
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_frame(self):
+        """The per-epoch records as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame({k: v for k, v in self.items() if k != "example_losses"})
+
+    def epochs_to_fit(self, threshold: float = 0.99):
+        """First epoch (1-based) at which training accuracy reached ``threshold``, else None."""
+        for epoch, acc in zip(self["epoch"], self["train_acc"]):
+            if acc >= threshold:
+                return epoch
+        return None
+
+
+@torch.no_grad()
+def _logits(model, X, batch_size):
+    model.eval()
+    return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
+@torch.no_grad()
+def evaluate(model, data, batch_size: int = 1000, device=None):
+    """Mean cross-entropy and accuracy of ``model`` on ``data`` (``(X, y)`` or a dataset)."""
+    X, y = as_tensors(data, device or next(model.parameters()).device)
+    logits = _logits(model, X, batch_size)
+    return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
+
+
+@torch.no_grad()
+def predict_proba(model, X, batch_size: int = 1000):
+    """Softmax probabilities of ``model`` on ``X`` as a numpy array ``(n, num_classes)``."""
+    dev = next(model.parameters()).device
+    X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).float().to(dev)
+    return torch.softmax(_logits(model, X, batch_size), 1).cpu().numpy()
+
+
+@torch.no_grad()
+def per_example_losses(model, data, batch_size: int = 1000):
+    """Cross-entropy of every example of ``data`` under ``model``, as a numpy array."""
+    X, y = as_tensors(data, next(model.parameters()).device)
+    return F.cross_entropy(_logits(model, X, batch_size), y, reduction="none").cpu().numpy()
+
+
+def _make_optimizer(name, params, lr, momentum, weight_decay):
+    if isinstance(name, torch.optim.Optimizer):
+        return name
+    if callable(name):
+        return name(params)
+    name = name.lower()
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw', an optimizer or a factory, got {name!r}")
+
+
+def fit(
+    model: nn.Module,
+    train,
+    test=None,
+    *,
+    num_epochs: int = 10,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer="sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    lr_decay: float | None = None,
+    loss_fn=None,
+    sample_weights=None,
+    seed: int | None = 0,
+    device=None,
+    progress: bool = True,
+    record_example_losses: bool = False,
+    eval_train: bool = True,
+    stop_at_train_acc: float | None = None,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` with mini-batches and return its :class:`History`.
+
+    ``train`` / ``test`` are ``(X, y)`` pairs or map-style datasets. The optimizer is
+    SGD with ``momentum`` by default (or ``"adam"``, ``"adamw"``, an optimizer, or a
+    factory ``params -> optimizer``); ``lr_decay=0.95`` multiplies the learning rate by
+    0.95 after every epoch, as Zhang et al. do. ``loss_fn(logits, y)`` returns the
+    batch loss (cross-entropy by default); if it has a ``set_epoch(epoch)`` method it
+    is called before each epoch (for schedules such as co-teaching's). With
+    ``sample_weights`` (one per training example) the batch loss is the weighted mean
+    of the per-example cross-entropies. After each epoch the model is evaluated on the
+    whole training set (on the labels it was trained with) unless ``eval_train=False``,
+    and on ``test``; ``stop_at_train_acc`` ends training once training accuracy reaches
+    it. Lesson 01 teaches it.
+    """
+    if seed is not None:
+        seed_everything(seed)
+    dev = get_device(device)
+    model.to(dev)
+    X, y = as_tensors(train, dev)
+    X_test, y_test = as_tensors(test, dev) if test is not None else (None, None)
+    if sample_weights is not None:
+        sample_weights = torch.as_tensor(np.asarray(sample_weights) if not torch.is_tensor(sample_weights)
+                                         else sample_weights).float().to(dev)
+        if len(sample_weights) != len(y):
+            raise ValueError(f"sample_weights has {len(sample_weights)} entries for {len(y)} examples")
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, lr_decay) if lr_decay else None
+    history = History(epoch=[], train_loss=[], train_acc=[], test_loss=[], test_acc=[], lr=[], seconds=[])
+    example_losses = []
+    generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(1, num_epochs + 1), desc=desc or type(model).__name__, disable=not progress,
+               leave=False)
+    start = time.perf_counter()
+    for epoch in bar:
+        if hasattr(loss_fn, "set_epoch"):
+            loss_fn.set_epoch(epoch)
+        model.train()
+        order = torch.randperm(len(X), generator=generator).to(dev)
+        running, seen, correct = 0.0, 0, 0
+        for i in range(0, len(X), batch_size):
+            idx = order[i:i + batch_size]
+            logits = model(X[idx])
+            if sample_weights is not None:
+                w = sample_weights[idx]
+                losses = F.cross_entropy(logits, y[idx], reduction="none")
+                loss = (w * losses).sum() / w.sum().clamp_min(1e-12)
+            else:
+                loss = loss_fn(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item() * len(idx)
+            seen += len(idx)
+            correct += (logits.argmax(1) == y[idx]).sum().item()
+        history["lr"].append(opt.param_groups[0]["lr"])
+        if sched is not None:
+            sched.step()
+        if eval_train or record_example_losses:
+            logits = _logits(model, X, 1000)
+            losses = F.cross_entropy(logits, y, reduction="none")
+            train_loss, train_acc = losses.mean().item(), (logits.argmax(1) == y).float().mean().item()
+            if record_example_losses:
+                example_losses.append(losses.cpu().numpy())
+        else:
+            train_loss, train_acc = running / seen, correct / seen
+        if X_test is not None:
+            logits = _logits(model, X_test, 1000)
+            test_loss = F.cross_entropy(logits, y_test).item()
+            test_acc = (logits.argmax(1) == y_test).float().mean().item()
+        else:
+            test_loss = test_acc = float("nan")
+        history["epoch"].append(epoch)
+        history["train_loss"].append(train_loss)
+        history["train_acc"].append(train_acc)
+        history["test_loss"].append(test_loss)
+        history["test_acc"].append(test_acc)
+        history["seconds"].append(time.perf_counter() - start)
+        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+        if stop_at_train_acc is not None and train_acc >= stop_at_train_acc:
+            break
+    bar.close()
+    if record_example_losses:
+        history["example_losses"] = np.stack(example_losses)
+    return history
