@@ -1,0 +1,176 @@
+"""``noisylabels build``: execute every lesson and solution notebook headless, in order.
+
+Each notebook runs in a copy of its folder under ``build/`` (so nothing is written into
+the repository), on the offline data. The executed notebook, an HTML page and the
+figures it drew are written next to it; a notebook that fails is reported with its
+error and the others still run. The run ends with a table (notebook, status, seconds,
+the result the notebook asserted), also saved as ``build/summary.md`` and
+``build/summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+
+from .course import all_notebooks, find_root
+from .results import RESULT_MARKER
+
+__all__ = ["NotebookRun", "execute_notebook", "build", "format_table"]
+
+
+@dataclass
+class NotebookRun:
+    """What happened to one notebook."""
+
+    notebook: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    result: str = ""
+    error: str = ""
+    output: str = ""
+
+
+def _collect_results(nb) -> list[str]:
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                for line in out.get("text", "").splitlines():
+                    if line.startswith(RESULT_MARKER):
+                        found.append(line[len(RESULT_MARKER):].strip())
+    return found
+
+
+def _save_figures(nb, folder: Path) -> int:
+    count = 0
+    for i, cell in enumerate(nb.cells):
+        for k, out in enumerate(cell.get("outputs", [])):
+            data = out.get("data", {})
+            if "image/png" in data:
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"cell{i:03d}_{k}.png").write_bytes(base64.b64decode(data["image/png"]))
+                count += 1
+    return count
+
+
+def _save_html(nb, path: Path) -> None:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    path.write_text(body, encoding="utf-8")
+
+
+def _error_summary(err: Exception) -> str:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    return f"{ename}: {evalue}".strip()
+
+
+def execute_notebook(source: Path, workdir: Path, timeout: int = 1800, size: str | None = None,
+                     progress: bool = True) -> tuple[NotebookRun, object]:
+    """Execute the notebook ``source`` inside ``workdir`` and return its run record and the
+    executed notebook. Errors are recorded, never raised."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    nb = nbformat.read(source, as_version=4)
+    env_size = os.environ.get("NOISYLABELS_SIZE")
+    if size is not None:
+        os.environ["NOISYLABELS_SIZE"] = size
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    code_cells = sum(c.cell_type == "code" for c in nb.cells)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=code_cells, desc=f"  {source.name}", unit="cell", leave=False)
+
+    def on_cell_executed(**kwargs):
+        if bar is not None and kwargs.get("cell", {}).get("cell_type") == "code":
+            bar.update(1)
+
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        on_cell_executed=on_cell_executed,
+    )
+    start = time.perf_counter()
+    status, error = "ok", ""
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as err:
+        status, error = "failed", _error_summary(err)
+    except Exception as err:  # a kernel that cannot start, say
+        status, error = "failed", _error_summary(err)
+    finally:
+        if bar is not None:
+            bar.close()
+        if size is not None:
+            if env_size is None:
+                os.environ.pop("NOISYLABELS_SIZE", None)
+            else:
+                os.environ["NOISYLABELS_SIZE"] = env_size
+    seconds = time.perf_counter() - start
+    results = _collect_results(nb)
+    return NotebookRun(str(source), status, round(seconds, 1), "; ".join(results), error), nb
+
+
+def format_table(runs: list[NotebookRun]) -> str:
+    """The summary table in Markdown."""
+    lines = ["| notebook | status | seconds | result |", "| --- | --- | ---: | --- |"]
+    for r in runs:
+        shown = r.result if r.status == "ok" else (r.error or "failed")
+        shown = shown.replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {r.notebook} | {r.status} | {r.seconds:.1f} | {shown} |")
+    return "\n".join(lines)
+
+
+def build(root=None, out="build", names=None, size: str | None = None, timeout: int = 1800,
+          html: bool = True, progress: bool = True) -> list[NotebookRun]:
+    """Execute the course notebooks (all, or those whose path contains one of ``names``)."""
+    from tqdm.auto import tqdm
+
+    root = Path(root or find_root())
+    out = Path(out)
+    if not out.is_absolute():
+        out = root / out
+    notebooks = all_notebooks(root)
+    if names:
+        notebooks = [nb for nb in notebooks if any(n in str(nb.relative_to(root)) for n in names)]
+    runs: list[NotebookRun] = []
+    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    for source in bar:
+        rel = source.relative_to(root)
+        bar.set_postfix_str(str(rel))
+        # run in a copy of the notebook's folder, so that nothing is written into the repository
+        workdir = out / rel.parent
+        if rel.parts[0] == "solutions":
+            if workdir.exists():
+                shutil.rmtree(workdir)
+            shutil.copytree(source.parent, workdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        run, nb = execute_notebook(source, workdir, timeout=timeout, size=size, progress=progress)
+        run.notebook = str(rel)
+        target = workdir / source.name
+        nbformat.write(nb, target)
+        _save_figures(nb, workdir / f"{source.stem}_figures")
+        if html:
+            try:
+                _save_html(nb, target.with_suffix(".html"))
+            except Exception as err:  # HTML is a convenience; never lose the run over it
+                run.output = f"HTML export failed: {err}"
+        runs.append(run)
+        mark = "ok" if run.status == "ok" else f"FAILED: {run.error}"
+        bar.write(f"{rel}: {mark} ({run.seconds:.0f} s)")
+    table = format_table(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(table + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps([asdict(r) for r in runs], indent=1), encoding="utf-8")
+    return runs

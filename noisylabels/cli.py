@@ -1,0 +1,89 @@
+"""The ``noisylabels`` command.
+
+- ``noisylabels build``: execute every lesson and solution notebook on the offline data
+  and write the executed notebooks, HTML and figures under ``build/`` (the main job);
+- ``noisylabels clean``: strip outputs and editor metadata from the committed notebooks;
+- ``noisylabels assignments``: regenerate ``assignments/`` from ``solutions/`` with
+  nbgrader (``--check`` only reports drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_build(args) -> int:
+    from .build import build, format_table
+
+    runs = build(root=args.root, out=args.out, names=args.notebooks, size=args.size,
+                 timeout=args.timeout, html=not args.no_html, progress=not args.no_progress)
+    print()
+    print(format_table(runs))
+    failed = [r for r in runs if r.status != "ok"]
+    if not runs:
+        print("no notebooks found", file=sys.stderr)
+        return 1
+    print(f"\n{len(runs) - len(failed)} of {len(runs)} notebooks ran; outputs in {args.out}/")
+    for r in failed:
+        print(f"FAILED {r.notebook}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_clean(args) -> int:
+    from .course import all_notebooks, clean_notebook, find_root
+
+    root = Path(args.root) if args.root else find_root()
+    paths = [Path(p) for p in args.notebooks] or all_notebooks(root) + sorted(Path(root, "assignments").glob("*/*.ipynb"))
+    changed = [p for p in paths if clean_notebook(p)]
+    for p in changed:
+        print(f"cleaned {p}")
+    print(f"{len(changed)} of {len(paths)} notebooks changed")
+    return 0
+
+
+def _cmd_assignments(args) -> int:
+    from .course import assignment_drift, find_root, generate_assignments
+
+    root = Path(args.root) if args.root else find_root()
+    if args.check:
+        problems = assignment_drift(root)
+        for p in problems:
+            print(p)
+        print("assignments/ matches solutions/" if not problems else f"{len(problems)} difference(s)")
+        return 1 if problems else 0
+    for folder in generate_assignments(root):
+        print(f"generated {folder.relative_to(root)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="noisylabels", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", help="course repository (default: found from the current folder)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="execute every lesson and solution notebook into build/")
+    b.add_argument("notebooks", nargs="*", help="only notebooks whose path contains one of these")
+    b.add_argument("--out", default="build", help="output folder (default: build)")
+    b.add_argument("--size", choices=["quick", "default", "full"],
+                   help="experiment size for every notebook (default: NOISYLABELS_SIZE or 'default')")
+    b.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
+    b.add_argument("--no-html", action="store_true", help="skip the HTML pages")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
+    b.set_defaults(func=_cmd_build)
+
+    c = sub.add_parser("clean", help="strip outputs and editor metadata from notebooks")
+    c.add_argument("notebooks", nargs="*", help="notebooks (default: all lessons, solutions, assignments)")
+    c.set_defaults(func=_cmd_clean)
+
+    a = sub.add_parser("assignments", help="regenerate assignments/ from solutions/ with nbgrader")
+    a.add_argument("--check", action="store_true", help="only report differences")
+    a.set_defaults(func=_cmd_assignments)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

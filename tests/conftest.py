@@ -1,0 +1,41 @@
+"""Shared test set-up.
+
+Tests marked ``slow`` (notebook execution, end-to-end nbgrader runs) run when the
+environment has ``CI=true`` (as ``.ci/run`` does) or with ``pytest --run-slow``; the
+quick loop (plain ``pytest``) skips them.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tests train tiny models, for which one thread is faster than two fighting over the cores.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run tests marked slow (the default when CI=true)")
+
+
+def _run_slow(config) -> bool:
+    return config.getoption("--run-slow") or os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    if _run_slow(config):
+        return
+    skip = pytest.mark.skip(reason="slow: runs when CI=true or with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def root() -> Path:
+    """The course repository."""
+    return ROOT
