@@ -123,8 +123,19 @@ def notebook_problems(path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- nbgrader
+def tool_env(env=None) -> dict:
+    """``env`` (default: this process's) with this interpreter's ``bin`` folder first on PATH,
+    so that the tools nbgrader calls (``alembic``, ``jupyter``) and ``python3`` are the course
+    environment's even when it is not activated."""
+    env = dict(os.environ if env is None else env)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    return env
+
+
 def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProcess:
     """Run the real ``nbgrader`` command in ``root``."""
+    env = tool_env(env)
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=timeout,

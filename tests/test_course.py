@@ -101,3 +101,66 @@ def test_lessons_and_solutions_are_found_in_course_order(root):
     lessons = course.lesson_notebooks(root)
     assert [p.name for p in lessons] == sorted(p.name for p in lessons)
     assert all(p.parent.parent.name == "solutions" for p in course.solution_notebooks(root))
+
+
+def _nbgrader_cell(source, **nbg):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["nbgrader"] = {"schema_version": 3, "locked": nbg.get("locked", False),
+                                 "solution": nbg.get("solution", False), "grade": nbg.get("grade", False),
+                                 "grade_id": nbg["grade_id"], **({"points": nbg["points"]} if "points" in nbg else {})}
+    return cell
+
+
+@pytest.fixture
+def nbgrader_course(tmp_path, root):
+    """A course folder with the project's nbgrader config and one small source assignment."""
+    (tmp_path / "lessons").mkdir()
+    shutil_copy = __import__("shutil").copy
+    shutil_copy(root / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Part 1 (2 points)"),
+        _nbgrader_cell('def add(a, b):\n    """Return a + b."""\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION',
+                       solution=True, grade_id="add"),
+        _nbgrader_cell("assert add(1, 2) == 3\n### BEGIN HIDDEN TESTS\nassert add(-2, 2) == 0\n### END HIDDEN TESTS",
+                       grade=True, locked=True, grade_id="test_add", points=2),
+    ]
+    folder = tmp_path / "solutions" / "hw01_demo"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "demo.ipynb")
+    (folder / "data.txt").write_text("data for students\n")
+    return tmp_path
+
+
+def test_generated_assignment_has_stubs_no_hidden_tests_and_the_data_files(nbgrader_course):
+    (generated,) = course.generate_assignments(nbgrader_course)
+    assert generated == nbgrader_course / "assignments" / "hw01_demo"
+    text = (generated / "demo.ipynb").read_text()
+    assert "raise NotImplementedError()" in text and "return a + b" not in text
+    assert "HIDDEN TESTS" not in text and "add(-2, 2)" not in text and "add(1, 2) == 3" in text
+    assert (generated / "data.txt").read_text() == "data for students\n"
+    assert course.notebook_problems(generated / "demo.ipynb") == []
+    assert not (nbgrader_course / "gradebook.db").exists(), "generation must not touch the instructor's gradebook"
+
+
+def test_drift_check_catches_hand_edits_and_stale_releases(nbgrader_course):
+    course.generate_assignments(nbgrader_course)
+    assert course.assignment_drift(nbgrader_course) == []
+    released = nbgrader_course / "assignments" / "hw01_demo"
+    (released / "data.txt").write_text("edited by hand\n")
+    (released / "notes.txt").write_text("extra\n")
+    problems = course.assignment_drift(nbgrader_course)
+    assert "assignments/hw01_demo/data.txt differs from the generated version" in problems
+    assert "assignments/hw01_demo/notes.txt is not generated from solutions/" in problems
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_passes_the_source_and_fails_the_released_stub(nbgrader_course):
+    course.generate_assignments(nbgrader_course)
+    ok, out = course.nbgrader_validate(nbgrader_course / "solutions" / "hw01_demo" / "demo.ipynb")
+    assert ok, out
+    ok, out = course.nbgrader_validate(nbgrader_course / "assignments" / "hw01_demo" / "demo.ipynb", invert=True)
+    assert ok, out
+    # and the released stub does not pass plain validation
+    ok, out = course.nbgrader_validate(nbgrader_course / "assignments" / "hw01_demo" / "demo.ipynb")
+    assert not ok and "NotImplementedError" in out
