@@ -53,7 +53,7 @@ def _cmd_assignments(args) -> int:
             print(p)
         print("assignments/ matches solutions/" if not problems else f"{len(problems)} difference(s)")
         return 1 if problems else 0
-    for folder in generate_assignments(root):
+    for folder in generate_assignments(root, names=args.names or None):
         print(f"generated {folder.relative_to(root)}")
     return 0
 
@@ -78,7 +78,8 @@ def main(argv=None) -> int:
     c.set_defaults(func=_cmd_clean)
 
     a = sub.add_parser("assignments", help="regenerate assignments/ from solutions/ with nbgrader")
-    a.add_argument("--check", action="store_true", help="only report differences")
+    a.add_argument("names", nargs="*", help="only these assignments (default: every folder of solutions/)")
+    a.add_argument("--check", action="store_true", help="only report differences (always all assignments)")
     a.set_defaults(func=_cmd_assignments)
 
     args = parser.parse_args(argv)
