@@ -36,19 +36,19 @@ _KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "na
 
 
 def find_root(start=None) -> Path:
-    """The course repository: the nearest folder above ``start`` holding ``nbgrader_config.py``
-    and ``lessons/`` (``$NOISYLABELS_ROOT`` wins)."""
+    """The course repository: the nearest folder at or above ``start`` holding
+    ``nbgrader_config.py`` (``$NOISYLABELS_ROOT`` wins)."""
     if os.environ.get("NOISYLABELS_ROOT"):
         return Path(os.environ["NOISYLABELS_ROOT"]).resolve()
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "nbgrader_config.py").exists() and (folder / "lessons").is_dir():
+        if (folder / "nbgrader_config.py").exists():
             return folder
     package_parent = Path(__file__).resolve().parent.parent
     if (package_parent / "nbgrader_config.py").exists():
         return package_parent
     raise FileNotFoundError(
-        f"no course repository (a folder with nbgrader_config.py and lessons/) at or above {here}"
+        f"no course repository (a folder with nbgrader_config.py) at or above {here}"
     )
 
 

@@ -13,7 +13,9 @@ NAMES = assignment_names(ROOT)
 
 
 def test_every_source_assignment_has_a_generated_student_version():
-    assert sorted(p.name for p in (ROOT / "assignments").iterdir() if p.is_dir()) == NAMES
+    released = ROOT / "assignments"
+    generated = sorted(p.name for p in released.iterdir() if p.is_dir()) if released.is_dir() else []
+    assert generated == NAMES, "run `noisylabels assignments` and commit assignments/"
 
 
 @pytest.mark.slow
