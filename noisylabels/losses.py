@@ -1,0 +1,418 @@
+"""Losses and reductions for training on noisy labels, and calibration measures.
+
+Taught in lesson 03 (label smoothing and robust losses); homework 3 has students
+write label smoothing, generalized cross entropy, bootstrapping, the trimmed mean and
+frequency class weights themselves and compares them with these.
+
+Every loss takes ``(logits, y)`` (raw scores ``(n, C)`` and integer labels ``(n,)``) and
+a ``reduction`` of ``"mean"``, ``"sum"`` or ``"none"`` (the per-example losses), so the
+modules below plug into :func:`noisylabels.fit` and into a fastai ``Learner``:
+
+- :func:`label_smoothing_cross_entropy`: cross-entropy against ``(1 - eps) onehot + eps / C``;
+  equal to fastai's ``LabelSmoothingCrossEntropy(eps)``;
+- :func:`generalized_cross_entropy`: ``(1 - p_y^q) / q`` (Zhang & Sabuncu 2018), between
+  cross-entropy (``q -> 0``) and the mean absolute error (``q = 1``);
+- :func:`symmetric_cross_entropy`: ``alpha CE + beta RCE`` (Wang et al. 2019);
+- :func:`bootstrap_soft_loss` / :func:`bootstrap_hard_loss`: cross-entropy against a
+  blend of the label and the model's own prediction (Reed et al. 2015);
+- :func:`trimmed_mean`: a reduction that drops the largest losses of a batch;
+- :func:`small_loss_mask` and :func:`coteaching_forget_rate`: keep the small-loss part of
+  each batch, the fraction dropped ramping up to the noise rate (co-teaching's R(T));
+- :func:`class_weights_from_frequencies`: inverse-frequency class weights;
+- :func:`reliability_diagram_data` and :func:`expected_calibration_error`: calibration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "reduce_losses",
+    "smoothed_targets",
+    "soft_cross_entropy",
+    "label_smoothing_cross_entropy",
+    "generalized_cross_entropy",
+    "reverse_cross_entropy",
+    "symmetric_cross_entropy",
+    "bootstrap_soft_loss",
+    "bootstrap_hard_loss",
+    "trimmed_mean",
+    "coteaching_forget_rate",
+    "small_loss_mask",
+    "class_weights_from_frequencies",
+    "LabelSmoothingCE",
+    "GeneralizedCrossEntropy",
+    "SymmetricCrossEntropy",
+    "BootstrappingLoss",
+    "TrimmedMeanLoss",
+    "SmallLossLoss",
+    "make_robust_loss",
+    "ROBUST_LOSSES",
+    "reliability_diagram_data",
+    "expected_calibration_error",
+]
+
+
+# ----------------------------------------------------------------------------- reductions
+def reduce_losses(losses: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Reduce per-example ``losses`` with ``"mean"``, ``"sum"`` or ``"none"``."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _check(logits, y):
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (n, num_classes), got {tuple(logits.shape)}")
+    if y.ndim != 1 or len(y) != len(logits):
+        raise ValueError(f"y must have shape ({len(logits)},), got {tuple(y.shape)}")
+    return y.long()
+
+
+# ----------------------------------------------------------------------------- label smoothing
+def smoothed_targets(y: torch.Tensor, num_classes: int, eps: float = 0.1) -> torch.Tensor:
+    """Label-smoothed targets ``(1 - eps) * onehot(y) + eps / num_classes``, shape ``(n, C)``."""
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"eps must lie in [0, 1], got {eps}")
+    onehot = F.one_hot(y.long(), num_classes).float()
+    return (1.0 - eps) * onehot + eps / num_classes
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
+    """Cross-entropy ``-sum_k t_k log softmax(logits)_k`` against soft targets ``(n, C)``."""
+    losses = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
+    return reduce_losses(losses, reduction)
+
+
+def label_smoothing_cross_entropy(logits, y, eps: float = 0.1, reduction: str = "mean"):
+    """Cross-entropy against the smoothed targets ``(1 - eps) onehot + eps / C``.
+
+    Equals ``(1 - eps) CE(logits, y) + eps * mean_k(-log p_k)``, which is how fastai's
+    ``LabelSmoothingCrossEntropy(eps)`` computes it.
+    """
+    y = _check(logits, y)
+    return soft_cross_entropy(logits, smoothed_targets(y, logits.shape[1], eps), reduction)
+
+
+# ----------------------------------------------------------------------------- robust losses
+def generalized_cross_entropy(logits, y, q: float = 0.7, reduction: str = "mean"):
+    """Generalized cross entropy ``(1 - p_y^q) / q`` (Zhang & Sabuncu 2018; ``q = 0.7``).
+
+    Its gradient is the cross-entropy's times ``p_y^q``: examples the model finds
+    unlikely (often the mislabelled ones) pull less. ``q -> 0`` gives cross-entropy,
+    ``q = 1`` the mean absolute error ``1 - p_y``.
+    """
+    y = _check(logits, y)
+    if not 0.0 < q <= 1.0:
+        raise ValueError(f"q must lie in (0, 1], got {q}")
+    log_p_y = F.log_softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+    losses = (1.0 - torch.exp(q * log_p_y)) / q
+    return reduce_losses(losses, reduction)
+
+
+def reverse_cross_entropy(logits, y, log_zero: float = -4.0, reduction: str = "mean"):
+    """Reverse cross-entropy ``-sum_k p_k log onehot_k`` with ``log 0`` clipped to ``log_zero``.
+
+    With ``A = log_zero`` this is ``-A (1 - p_y)``: a scaled mean absolute error.
+    """
+    y = _check(logits, y)
+    p_y = F.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
+    return reduce_losses(-log_zero * (1.0 - p_y), reduction)
+
+
+def symmetric_cross_entropy(logits, y, alpha: float = 0.1, beta: float = 1.0, log_zero: float = -4.0,
+                            reduction: str = "mean"):
+    """Symmetric cross entropy ``alpha CE + beta RCE`` (Wang et al. 2019; their MNIST setting)."""
+    y = _check(logits, y)
+    ce = F.cross_entropy(logits, y, reduction="none")
+    rce = reverse_cross_entropy(logits, y, log_zero, reduction="none")
+    return reduce_losses(alpha * ce + beta * rce, reduction)
+
+
+def bootstrap_soft_loss(logits, y, beta: float = 0.95, reduction: str = "mean"):
+    """Soft bootstrapping (Reed et al. 2015): cross-entropy against ``beta onehot + (1 - beta) p``.
+
+    ``p`` is the model's own softmax and gradients flow through it, as in the paper:
+    the loss is ``beta CE + (1 - beta) H(p)``, an entropy term that rewards confident
+    predictions whatever the label says.
+    """
+    y = _check(logits, y)
+    log_p = F.log_softmax(logits, dim=1)
+    targets = beta * F.one_hot(y, logits.shape[1]).float() + (1.0 - beta) * log_p.exp()
+    return reduce_losses(-(targets * log_p).sum(dim=1), reduction)
+
+
+def bootstrap_hard_loss(logits, y, beta: float = 0.8, reduction: str = "mean"):
+    """Hard bootstrapping (Reed et al. 2015): target ``beta onehot(y) + (1 - beta) onehot(argmax p)``.
+
+    The loss is ``beta CE(y) + (1 - beta) CE(argmax p)``; the argmax carries no gradient.
+    """
+    y = _check(logits, y)
+    log_p = F.log_softmax(logits, dim=1)
+    pred = log_p.argmax(dim=1)
+    losses = -beta * log_p.gather(1, y[:, None]).squeeze(1) - (1.0 - beta) * log_p.gather(1, pred[:, None]).squeeze(1)
+    return reduce_losses(losses, reduction)
+
+
+# ----------------------------------------------------------------------------- robust reductions
+def trimmed_mean(losses: torch.Tensor, trim: float = 0.2) -> torch.Tensor:
+    """Mean of the ``1 - trim`` fraction of smallest ``losses`` (the largest are dropped).
+
+    The forum's question in lesson 03: the median is not differentiable, but the mean of
+    the kept losses is, and its gradient is zero on the dropped (likely mislabelled)
+    examples. At least one loss is always kept.
+    """
+    if not 0.0 <= trim < 1.0:
+        raise ValueError(f"trim must lie in [0, 1), got {trim}")
+    losses = losses.reshape(-1)
+    keep = max(1, int(round(len(losses) * (1.0 - trim))))
+    return torch.topk(losses, keep, largest=False, sorted=False).values.mean()
+
+
+def coteaching_forget_rate(epoch: int, noise_rate: float, num_gradual: int = 10, exponent: float = 1.0) -> float:
+    """Co-teaching's R(T): the fraction of each batch dropped at ``epoch`` (1-based).
+
+    Ramps from 0 (before epoch 1) to ``noise_rate`` at epoch ``num_gradual``:
+    ``R(T) = noise_rate * min((T / num_gradual) ** exponent, 1)``, where ``T`` counts the
+    epochs already finished (``epoch - 1``) as in the authors' code, so the first epoch
+    keeps every example.
+    """
+    finished = max(0, epoch - 1)
+    return float(noise_rate * min((finished / max(num_gradual, 1)) ** exponent, 1.0))
+
+
+def small_loss_mask(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
+    """Boolean mask of the ``keep_fraction`` smallest ``losses`` (at least one)."""
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
+    losses = losses.reshape(-1)
+    keep = max(1, int(round(len(losses) * keep_fraction)))
+    mask = torch.zeros(len(losses), dtype=torch.bool, device=losses.device)
+    mask[torch.topk(losses.detach(), keep, largest=False).indices] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------- class weights
+def class_weights_from_frequencies(y, num_classes: int | None = None, power: float = 1.0):
+    """Inverse-frequency class weights ``w_k = (n / (C n_k)) ** power`` as a float tensor.
+
+    Balanced classes get weight 1; a class with half the average count gets 2 (with
+    ``power=1``). Absent classes get weight 0. Lesson 04 (loss weighting) uses them.
+    """
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long().reshape(-1)
+    C = int(num_classes if num_classes is not None else int(y.max()) + 1)
+    counts = torch.bincount(y, minlength=C).float()
+    w = torch.zeros(C)
+    present = counts > 0
+    w[present] = (len(y) / (C * counts[present])) ** power
+    return w
+
+
+# ----------------------------------------------------------------------------- modules
+class _LossModule(nn.Module):
+    """Base: a loss module with a readable repr and ``reduction``."""
+
+    name = "loss"
+
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    # fastai calls these when decoding predictions
+    def activation(self, out):
+        return F.softmax(out, dim=-1)
+
+    def decodes(self, out):
+        return out.argmax(dim=-1)
+
+
+class LabelSmoothingCE(_LossModule):
+    """Module form of :func:`label_smoothing_cross_entropy`."""
+
+    name = "label_smoothing"
+
+    def __init__(self, eps: float = 0.1, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.eps = eps
+
+    def forward(self, logits, y):
+        return label_smoothing_cross_entropy(logits, y, self.eps, self.reduction)
+
+    def extra_repr(self):
+        return f"eps={self.eps}"
+
+
+class GeneralizedCrossEntropy(_LossModule):
+    """Module form of :func:`generalized_cross_entropy`."""
+
+    name = "gce"
+
+    def __init__(self, q: float = 0.7, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.q = q
+
+    def forward(self, logits, y):
+        return generalized_cross_entropy(logits, y, self.q, self.reduction)
+
+    def extra_repr(self):
+        return f"q={self.q}"
+
+
+class SymmetricCrossEntropy(_LossModule):
+    """Module form of :func:`symmetric_cross_entropy`."""
+
+    name = "symmetric_ce"
+
+    def __init__(self, alpha: float = 0.1, beta: float = 1.0, log_zero: float = -4.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.alpha, self.beta, self.log_zero = alpha, beta, log_zero
+
+    def forward(self, logits, y):
+        return symmetric_cross_entropy(logits, y, self.alpha, self.beta, self.log_zero, self.reduction)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}, beta={self.beta}, log_zero={self.log_zero}"
+
+
+class BootstrappingLoss(_LossModule):
+    """Module form of :func:`bootstrap_soft_loss` (``kind="soft"``, beta 0.95) or
+    :func:`bootstrap_hard_loss` (``kind="hard"``, beta 0.8)."""
+
+    def __init__(self, kind: str = "soft", beta: float | None = None, reduction: str = "mean"):
+        super().__init__(reduction)
+        if kind not in ("soft", "hard"):
+            raise ValueError(f"kind must be 'soft' or 'hard', got {kind!r}")
+        self.kind = kind
+        self.beta = beta if beta is not None else (0.95 if kind == "soft" else 0.8)
+        self.name = f"bootstrap_{kind}"
+
+    def forward(self, logits, y):
+        fn = bootstrap_soft_loss if self.kind == "soft" else bootstrap_hard_loss
+        return fn(logits, y, self.beta, self.reduction)
+
+    def extra_repr(self):
+        return f"kind={self.kind!r}, beta={self.beta}"
+
+
+class TrimmedMeanLoss(_LossModule):
+    """Cross-entropy (or ``base_loss``) reduced by :func:`trimmed_mean` over the batch."""
+
+    name = "trimmed_mean"
+
+    def __init__(self, trim: float = 0.2, base_loss=None):
+        super().__init__("mean")
+        self.trim = trim
+        self.base_loss = base_loss
+
+    def forward(self, logits, y):
+        losses = (self.base_loss(logits, y, reduction="none") if self.base_loss is not None
+                  else F.cross_entropy(logits, y.long(), reduction="none"))
+        return trimmed_mean(losses, self.trim)
+
+    def extra_repr(self):
+        return f"trim={self.trim}"
+
+
+class SmallLossLoss(_LossModule):
+    """Small-loss selection (one network's half of co-teaching, Han et al. 2018).
+
+    Each batch keeps the ``1 - R(T)`` fraction of examples with the smallest
+    cross-entropy and averages their loss; ``R(T)`` is :func:`coteaching_forget_rate`,
+    ramping to ``forget_rate`` (the assumed noise rate) over ``num_gradual`` epochs.
+    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch.
+    """
+
+    name = "small_loss"
+
+    def __init__(self, forget_rate: float, num_gradual: int = 10, exponent: float = 1.0):
+        super().__init__("mean")
+        self.forget_rate, self.num_gradual, self.exponent = forget_rate, num_gradual, exponent
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    @property
+    def current_forget_rate(self) -> float:
+        return coteaching_forget_rate(self.epoch, self.forget_rate, self.num_gradual, self.exponent)
+
+    def forward(self, logits, y):
+        losses = F.cross_entropy(logits, y.long(), reduction="none")
+        mask = small_loss_mask(losses, 1.0 - self.current_forget_rate)
+        return losses[mask].mean()
+
+    def extra_repr(self):
+        return f"forget_rate={self.forget_rate}, num_gradual={self.num_gradual}, epoch={self.epoch}"
+
+
+#: The losses lesson 03 and ``benchmarks/robust_losses.py`` compare, by name.
+ROBUST_LOSSES = ("cross_entropy", "label_smoothing", "gce", "symmetric_ce", "bootstrap_soft",
+                 "bootstrap_hard", "trimmed_mean", "small_loss")
+
+
+def make_robust_loss(name: str, noise_rate: float = 0.4, **kwargs) -> nn.Module:
+    """A fresh loss module by name (see :data:`ROBUST_LOSSES`) with the course's settings.
+
+    ``noise_rate`` sets the trimmed fraction and co-teaching's forget rate (both
+    assume the noise rate is known, as the co-teaching paper does). Keyword arguments
+    override the defaults: ``eps=0.1``, ``q=0.7``, ``alpha=0.1, beta=1.0``, soft
+    ``beta=0.95``, hard ``beta=0.8``, ``num_gradual=10``.
+    """
+    if name == "cross_entropy":
+        return nn.CrossEntropyLoss(**kwargs)
+    if name == "label_smoothing":
+        return LabelSmoothingCE(**{"eps": 0.1, **kwargs})
+    if name == "gce":
+        return GeneralizedCrossEntropy(**{"q": 0.7, **kwargs})
+    if name == "symmetric_ce":
+        return SymmetricCrossEntropy(**kwargs)
+    if name == "bootstrap_soft":
+        return BootstrappingLoss("soft", **kwargs)
+    if name == "bootstrap_hard":
+        return BootstrappingLoss("hard", **kwargs)
+    if name == "trimmed_mean":
+        return TrimmedMeanLoss(**{"trim": noise_rate, **kwargs})
+    if name == "small_loss":
+        return SmallLossLoss(**{"forget_rate": noise_rate, **kwargs})
+    raise ValueError(f"unknown loss {name!r}; choose one of {ROBUST_LOSSES}")
+
+
+# ----------------------------------------------------------------------------- calibration
+def reliability_diagram_data(pred_probs, y, num_bins: int = 15):
+    """Per-bin confidence, accuracy and counts of the top-class predictions.
+
+    ``pred_probs`` is ``(n, C)``; bins split the confidence ``max_k p_k`` into
+    ``num_bins`` equal-width intervals of ``[0, 1]``. Returns a dict of arrays
+    ``bin_edges`` (``num_bins + 1``), ``confidence``, ``accuracy`` (NaN in empty bins) and
+    ``counts``. A calibrated model has accuracy equal to confidence in every bin.
+    """
+    pred_probs = np.asarray(pred_probs, dtype=np.float64)
+    y = np.asarray(y).reshape(-1)
+    if pred_probs.ndim != 2 or len(pred_probs) != len(y):
+        raise ValueError(f"pred_probs must have shape ({len(y)}, num_classes), got {pred_probs.shape}")
+    conf = pred_probs.max(axis=1)
+    correct = (pred_probs.argmax(axis=1) == y).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    # bin b holds confidences in (edges[b], edges[b + 1]]; a confidence of exactly 0 goes in bin 0
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, num_bins - 1)
+    counts = np.bincount(which, minlength=num_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, weights=conf, minlength=num_bins) / counts
+        accuracy = np.bincount(which, weights=correct, minlength=num_bins) / counts
+    return {"bin_edges": edges, "confidence": confidence, "accuracy": accuracy, "counts": counts}
+
+
+def expected_calibration_error(pred_probs, y, num_bins: int = 15) -> float:
+    """Expected calibration error: ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins."""
+    data = reliability_diagram_data(pred_probs, y, num_bins)
+    counts = data["counts"]
+    filled = counts > 0
+    gaps = np.abs(data["accuracy"][filled] - data["confidence"][filled])
+    return float((counts[filled] / counts.sum() * gaps).sum())

@@ -1,0 +1,259 @@
+"""Resampling and weighting the training examples: class imbalance and noisy labels.
+
+Taught in lesson 04 (loss weighting), following the related work that Ren et al.
+2018 (lesson 05, learning to reweight) start from:
+
+- resampling for class imbalance: :func:`undersample_indices`, :func:`oversample_indices`
+  and SMOTE-style interpolation :func:`smote_oversample` (Chawla et al. 2002);
+- cost-sensitive weights: :func:`example_weights_from_classes` turns class weights (for
+  example :func:`noisylabels.class_weights_from_frequencies`) into one weight an example;
+- weights from the loss: :func:`loss_based_weights` and :class:`LossWeightedCrossEntropy`
+  weight high-loss examples up (good for a rare class) or down (good for wrong labels);
+- :class:`NoiseAdaptationLayer`: a learnable transition matrix on top of a classifier
+  (Sukhbaatar et al. 2015; Goldberger & Ben-Reuven 2017);
+- :func:`class_error_rates` and :func:`balanced_error`: the error of each class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "undersample_indices",
+    "oversample_indices",
+    "smote_oversample",
+    "example_weights_from_classes",
+    "LOSS_WEIGHTING_RULES",
+    "loss_based_weights",
+    "LossWeightedCrossEntropy",
+    "NoiseAdaptationLayer",
+    "class_error_rates",
+    "balanced_error",
+]
+
+
+def _labels(y) -> np.ndarray:
+    y = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
+    return y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- resampling
+def undersample_indices(y, seed=None) -> np.ndarray:
+    """Indices that keep, of every class present, as many examples as the rarest class has.
+
+    Drawn without replacement, returned shuffled. Balances the classes by throwing
+    majority examples away.
+    """
+    y = _labels(y)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    n_min = counts.min()
+    picked = [rng.choice(np.flatnonzero(y == k), n_min, replace=False) for k in classes]
+    return rng.permutation(np.concatenate(picked))
+
+
+def oversample_indices(y, seed=None) -> np.ndarray:
+    """Indices that keep every example and repeat random ones of the smaller classes until
+    every class present has as many as the largest; returned shuffled."""
+    y = _labels(y)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    n_max = counts.max()
+    picked = []
+    for k, n_k in zip(classes, counts):
+        idx = np.flatnonzero(y == k)
+        picked += [idx, rng.choice(idx, n_max - n_k, replace=True)]
+    return rng.permutation(np.concatenate(picked))
+
+
+def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
+    """SMOTE-style oversampling: new examples on segments between same-class neighbours.
+
+    For every class smaller than the largest, make up the difference with synthetic
+    examples ``x + u (x_nn - x)``, ``u ~ U(0, 1)``, where ``x`` is a random example of the
+    class and ``x_nn`` one of its ``k_neighbors`` nearest neighbours in the class
+    (Euclidean distance on the flattened inputs). A class with a single example is
+    repeated. Returns ``X_new, y_new`` (numpy; originals first, then the synthetic
+    examples) with ``X``'s shape per example.
+    """
+    X = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X, dtype=np.float32)
+    y = _labels(y)
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels")
+    rng = np.random.default_rng(seed)
+    flat = X.reshape(len(X), -1)
+    classes, counts = np.unique(y, return_counts=True)
+    n_max = counts.max()
+    new_X, new_y = [X], [y]
+    for k, n_k in zip(classes, counts):
+        need = n_max - n_k
+        if need == 0:
+            continue
+        members = flat[y == k]
+        base = rng.integers(0, n_k, need)
+        if n_k == 1:
+            synthetic = members[base]
+        else:
+            d = ((members[:, None, :] - members[None, :, :]) ** 2).sum(-1)
+            np.fill_diagonal(d, np.inf)
+            kk = min(k_neighbors, n_k - 1)
+            neighbours = np.argsort(d, axis=1)[:, :kk]
+            partner = neighbours[base, rng.integers(0, kk, need)]
+            u = rng.random((need, 1)).astype(np.float32)
+            synthetic = members[base] + u * (members[partner] - members[base])
+        new_X.append(synthetic.reshape((need,) + X.shape[1:]))
+        new_y.append(np.full(need, k, dtype=np.int64))
+    return np.concatenate(new_X), np.concatenate(new_y)
+
+
+# ----------------------------------------------------------------------------- weights
+def example_weights_from_classes(y, class_weights) -> np.ndarray:
+    """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``)."""
+    w = class_weights.detach().cpu().numpy() if torch.is_tensor(class_weights) else np.asarray(class_weights)
+    return w.astype(np.float32)[_labels(y)]
+
+
+#: The fixed loss-based weighting rules of lesson 04.
+LOSS_WEIGHTING_RULES = ("uniform", "upweight_high_loss", "downweight_high_loss")
+
+
+def loss_based_weights(losses: torch.Tensor, rule: str = "uniform", gamma: float = 2.0) -> torch.Tensor:
+    """Per-example weights from cross-entropy ``losses``, normalized to mean 1 (no gradient).
+
+    With ``p = exp(-loss)`` the model's probability of the given label:
+
+    - ``"uniform"``: every weight 1 (plain cross-entropy);
+    - ``"upweight_high_loss"``: ``(1 - p) ** gamma``, the focal loss's factor (Lin et al.
+      2017), in the spirit of boosting: what the model gets wrong counts more. Helps a
+      rare class, and hurts when the high-loss examples are mislabelled;
+    - ``"downweight_high_loss"``: ``p ** gamma``: trust what the model already agrees
+      with, as self-paced learning and small-loss selection do. Resists wrong labels,
+      and ignores a rare class.
+    """
+    if rule not in LOSS_WEIGHTING_RULES:
+        raise ValueError(f"rule must be one of {LOSS_WEIGHTING_RULES}, got {rule!r}")
+    losses = losses.detach()
+    if rule == "uniform":
+        return torch.ones_like(losses)
+    p = torch.exp(-losses)
+    w = (1.0 - p) ** gamma if rule == "upweight_high_loss" else p ** gamma
+    return w / w.mean().clamp_min(1e-12)
+
+
+class LossWeightedCrossEntropy(nn.Module):
+    """Cross-entropy whose batch mean is weighted by :func:`loss_based_weights`.
+
+    ``class_weights`` (a tensor ``(C,)``) multiply the per-example weights, so class
+    weighting and loss weighting combine. The batch loss is
+    ``sum_i w_i l_i / sum_i w_i``. During the first ``warmup_epochs`` epochs the rule is
+    ``"uniform"`` (a model that has learned nothing yet cannot tell which losses to
+    trust; down-weighting from the first step can collapse onto one class).
+    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, rule: str = "uniform", gamma: float = 2.0, class_weights=None, warmup_epochs: int = 0):
+        super().__init__()
+        if rule not in LOSS_WEIGHTING_RULES:
+            raise ValueError(f"rule must be one of {LOSS_WEIGHTING_RULES}, got {rule!r}")
+        self.rule, self.gamma, self.warmup_epochs = rule, gamma, warmup_epochs
+        self.epoch = 1
+        cw = None if class_weights is None else torch.as_tensor(
+            np.asarray(class_weights) if not torch.is_tensor(class_weights) else class_weights).float()
+        self.register_buffer("class_weights", cw)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def forward(self, logits, y):
+        y = y.long()
+        losses = F.cross_entropy(logits, y, reduction="none")
+        rule = "uniform" if self.epoch <= self.warmup_epochs else self.rule
+        w = loss_based_weights(losses, rule, self.gamma)
+        if self.class_weights is not None:
+            w = w * self.class_weights.to(logits.device)[y]
+        return (w * losses).sum() / w.sum().clamp_min(1e-12)
+
+    def extra_repr(self):
+        return (f"rule={self.rule!r}, gamma={self.gamma}, class_weights={self.class_weights is not None}, "
+                f"warmup_epochs={self.warmup_epochs}")
+
+
+# ----------------------------------------------------------------------------- noise adaptation
+class NoiseAdaptationLayer(nn.Module):
+    """A classifier followed by a learnable noise transition matrix (Sukhbaatar et al. 2015).
+
+    While training, the output is ``log(softmax(base(x)) @ T)``, the log-probabilities
+    of the *noisy* label, where each row ``T[i]`` is a softmax over learnable scores, so
+    ``T[i, j]`` estimates ``P(noisy label j | true class i)``; cross-entropy on the noisy
+    labels then trains both. In ``eval()`` mode the output is ``base(x)``, the clean
+    classifier, which is what :func:`noisylabels.fit` and :func:`noisylabels.evaluate`
+    score on the test set.
+
+    ``T`` starts at ``init_transition`` (for example an estimate of the noise, as
+    Goldberger & Ben-Reuven do) or else near the identity, with ``init_diagonal`` on
+    the diagonal and the rest spread evenly. With ``trainable=False`` it stays fixed:
+    that is forward loss correction (Patrini et al. 2017). A learnable ``T`` and a
+    flexible classifier can explain the same noisy labels in more than one way, so the
+    layer helps most when ``T`` starts from a reasonable estimate.
+    """
+
+    def __init__(self, base: nn.Module, num_classes: int, init_diagonal: float = 0.9,
+                 init_transition=None, trainable: bool = True):
+        super().__init__()
+        self.base = base
+        self.num_classes = num_classes
+        if init_transition is None:
+            if not 1.0 / num_classes < init_diagonal < 1.0:
+                raise ValueError(f"init_diagonal must lie in (1/num_classes, 1), got {init_diagonal}")
+            off = (1.0 - init_diagonal) / (num_classes - 1)
+            T0 = torch.full((num_classes, num_classes), off)
+            T0.fill_diagonal_(init_diagonal)
+        else:
+            T0 = torch.as_tensor(np.asarray(init_transition), dtype=torch.float32)
+            if T0.shape != (num_classes, num_classes):
+                raise ValueError(f"init_transition must have shape ({num_classes}, {num_classes}), got {tuple(T0.shape)}")
+            T0 = T0.clamp_min(1e-6)
+            T0 = T0 / T0.sum(1, keepdim=True)
+        self.transition_scores = nn.Parameter(torch.log(T0), requires_grad=trainable)
+
+    @property
+    def transition_matrix(self) -> torch.Tensor:
+        """The current ``T`` (rows sum to 1), detached."""
+        return torch.softmax(self.transition_scores.detach(), dim=1)
+
+    def noisy_log_probs(self, x) -> torch.Tensor:
+        p_clean = torch.softmax(self.base(x), dim=1)
+        T = torch.softmax(self.transition_scores, dim=1)
+        return torch.log((p_clean @ T).clamp_min(1e-12))
+
+    def forward(self, x):
+        return self.noisy_log_probs(x) if self.training else self.base(x)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
+    """Error rate of each class (``nan`` for classes absent from ``y``).
+
+    ``pred`` holds predicted labels ``(n,)`` or probabilities / logits ``(n, C)``.
+    """
+    pred = pred.detach().cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
+    if pred.ndim == 2:
+        pred = pred.argmax(axis=1)
+    y = _labels(y)
+    C = int(num_classes if num_classes is not None else max(y.max(), pred.max()) + 1)
+    errors = np.full(C, np.nan)
+    for k in range(C):
+        members = y == k
+        if members.any():
+            errors[k] = float((pred[members] != k).mean())
+    return errors
+
+
+def balanced_error(pred, y, num_classes: int | None = None) -> float:
+    """Mean of the per-class error rates: the error on a test set with balanced classes."""
+    return float(np.nanmean(class_error_rates(pred, y, num_classes)))

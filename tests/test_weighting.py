@@ -1,0 +1,149 @@
+"""Behaviour of noisylabels.weighting: resampling, SMOTE, weights, the noise-adaptation layer."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import noisylabels as nl
+from noisylabels import weighting as W
+
+Y_IMBALANCED = np.array([0] * 30 + [1] * 5 + [2] * 10)
+
+
+def test_undersampling_keeps_the_rarest_class_count_of_each_class():
+    idx = W.undersample_indices(Y_IMBALANCED, seed=0)
+    assert np.bincount(Y_IMBALANCED[idx]).tolist() == [5, 5, 5]
+    assert len(np.unique(idx)) == len(idx)
+
+
+def test_oversampling_keeps_every_example_and_repeats_the_small_classes():
+    idx = W.oversample_indices(Y_IMBALANCED, seed=0)
+    assert np.bincount(Y_IMBALANCED[idx]).tolist() == [30, 30, 30]
+    assert set(idx) == set(range(len(Y_IMBALANCED)))
+
+
+def test_smote_points_lie_on_segments_between_same_class_neighbours():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (20, 3)), rng.normal(10, 1, (4, 3))]).astype(np.float32)
+    y = np.array([0] * 20 + [1] * 4)
+    X_new, y_new = W.smote_oversample(X, y, k_neighbors=2, seed=0)
+    assert np.bincount(y_new).tolist() == [20, 20]
+    assert np.array_equal(X_new[:24], X)
+    minority = X[y == 1]
+    for x in X_new[24:]:
+        # x = a + u (b - a) for some pair a != b of minority points, u in [0, 1]
+        on_segment = False
+        for a in minority:
+            for b in minority:
+                d = b - a
+                if not d.any():
+                    continue
+                u = float(np.dot(x - a, d) / np.dot(d, d))
+                if -1e-5 <= u <= 1 + 1e-5 and np.allclose(a + u * d, x, atol=1e-4):
+                    on_segment = True
+        assert on_segment
+
+
+def test_smote_keeps_image_shape():
+    X = np.random.default_rng(0).random((12, 4, 4)).astype(np.float32)
+    y = np.array([0] * 9 + [1] * 3)
+    X_new, y_new = W.smote_oversample(X, y, seed=1)
+    assert X_new.shape == (18, 4, 4) and np.bincount(y_new).tolist() == [9, 9]
+
+
+def test_example_weights_from_classes_index_by_label():
+    cw = nl.class_weights_from_frequencies(Y_IMBALANCED)
+    w = W.example_weights_from_classes(Y_IMBALANCED, cw)
+    # every class carries the same total weight
+    totals = [w[Y_IMBALANCED == k].sum() for k in range(3)]
+    assert np.allclose(totals, totals[0])
+
+
+def test_loss_based_rules_order_examples_by_loss_in_opposite_directions():
+    losses = torch.tensor([0.05, 0.5, 3.0])
+    up = W.loss_based_weights(losses, "upweight_high_loss")
+    down = W.loss_based_weights(losses, "downweight_high_loss")
+    assert torch.all(up[1:] > up[:-1]) and torch.all(down[1:] < down[:-1])
+    assert torch.allclose(up.mean(), torch.tensor(1.0)) and torch.allclose(down.mean(), torch.tensor(1.0))
+    assert torch.equal(W.loss_based_weights(losses, "uniform"), torch.ones(3))
+
+
+def test_loss_based_weights_carry_no_gradient():
+    logits = torch.randn(6, 3, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    loss_fn = W.LossWeightedCrossEntropy("upweight_high_loss", gamma=2.0)
+    loss_fn(logits, y).backward()
+    losses = F.cross_entropy(logits.detach(), y, reduction="none")
+    w = W.loss_based_weights(losses, "upweight_high_loss", 2.0)
+    ref = logits.detach().clone().requires_grad_(True)
+    ((w * F.cross_entropy(ref, y, reduction="none")).sum() / w.sum()).backward()
+    assert torch.allclose(logits.grad, ref.grad, atol=1e-6)
+
+
+def test_uniform_rule_with_class_weights_matches_torch_weighted_cross_entropy():
+    logits = torch.randn(8, 3)
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 2])
+    cw = nl.class_weights_from_frequencies(y)
+    ours = W.LossWeightedCrossEntropy("uniform", class_weights=cw)(logits, y)
+    assert torch.allclose(ours, F.cross_entropy(logits, y, weight=cw))
+
+
+def test_noise_adaptation_layer_outputs_noisy_log_probs_in_training_and_clean_logits_in_eval():
+    torch.manual_seed(0)
+    base = nl.MLP(4, (8,), num_classes=3)
+    layer = W.NoiseAdaptationLayer(base, 3, init_diagonal=0.7)
+    T = layer.transition_matrix
+    assert torch.allclose(T.sum(1), torch.ones(3)) and torch.allclose(T.diag(), torch.full((3,), 0.7))
+    x = torch.randn(5, 4)
+    layer.train()
+    noisy = layer(x)
+    assert torch.allclose(noisy.exp(), torch.softmax(base(x), 1) @ T, atol=1e-6)
+    layer.eval()
+    assert torch.equal(layer(x), base(x))
+
+
+def test_noise_adaptation_layer_learns_the_flip_rate_on_top_of_a_fixed_clean_classifier():
+    # 40 % of class 0 is labelled 1; with the classifier trained on clean labels and
+    # frozen, the only way to fit the noisy labels is T[0, 1] ~ 0.4
+    X, y, _, _ = nl.load_small_digits(flat=True)
+    keep = y < 3
+    X, y = X[keep], y[keep]
+    rng = np.random.default_rng(0)
+    y_noisy = np.where((y == 0) & (rng.random(len(y)) < 0.4), 1, y)
+    flip_rate = (y_noisy[y == 0] == 1).mean()
+    base = nl.MLP(64, (32,), num_classes=3)
+    nl.fit(base, (X, y), num_epochs=15, lr=0.05, progress=False)
+    base.requires_grad_(False)
+    model = W.NoiseAdaptationLayer(base, 3, init_diagonal=0.9)
+    nl.fit(model, (X, y_noisy), num_epochs=40, lr=0.5, progress=False)
+    T = model.transition_matrix
+    assert abs(T[0, 1].item() - flip_rate) < 0.1, (T, flip_rate)
+    assert T[2, 2] > 0.9
+
+
+def test_fixed_noise_adaptation_layer_does_not_change_its_matrix():
+    T0 = np.array([[0.6, 0.4], [0.0, 1.0]])
+    model = W.NoiseAdaptationLayer(nl.MLP(4, (8,), num_classes=2), 2, init_transition=T0, trainable=False)
+    X = torch.randn(32, 4)
+    y = (X[:, 0] > 0).long()
+    nl.fit(model, (X, y), num_epochs=3, lr=0.1, progress=False)
+    assert torch.allclose(model.transition_matrix, torch.tensor([[0.6, 0.4], [1e-6, 1.0]]), atol=1e-5)
+
+
+def test_class_error_rates_and_balanced_error():
+    y = np.array([0, 0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 0, 1, 0, 0])
+    assert np.allclose(W.class_error_rates(pred, y, 3)[:2], [0.25, 1.0])
+    assert np.isnan(W.class_error_rates(pred, y, 3)[2])
+    assert W.balanced_error(pred, y) == pytest.approx(0.625)
+
+
+def test_loss_weighted_cross_entropy_is_plain_cross_entropy_during_warmup():
+    logits = torch.randn(10, 3, generator=torch.Generator().manual_seed(2))
+    y = torch.randint(0, 3, (10,), generator=torch.Generator().manual_seed(3))
+    loss_fn = W.LossWeightedCrossEntropy("downweight_high_loss", warmup_epochs=2)
+    loss_fn.set_epoch(2)
+    assert torch.allclose(loss_fn(logits, y), F.cross_entropy(logits, y))
+    loss_fn.set_epoch(3)
+    assert not torch.allclose(loss_fn(logits, y), F.cross_entropy(logits, y))
