@@ -1,0 +1,188 @@
+"""Learning to reweight (Ren et al. 2018) against fixed rules, under class imbalance and label noise (lesson 05).
+
+On the offline MNIST digits (400 training digits a class):
+
+- **imbalance**: MNIST 4 vs 9 (``noisylabels.imbalanced_pair``: 9 is the majority, 5
+  clean validation images of each class set aside, so 395 majority digits), majority
+  proportion 0.9 / 0.95 / 0.98 / 0.99 / 0.995 (0.995 leaves 2 minority digits; 0.9975,
+  one digit, is the most the data allow). A LeNet per method, SGD momentum 0.9, lr 0.01,
+  batch 100, ``--steps`` steps: plain cross-entropy (baseline), oversampling the minority
+  class (resampling), and learning to reweight with the 10 clean images. Balanced test
+  error on the 200 test 4s and 9s, averaged over ``--seeds`` seeds.
+- **noise**: 40 % of the ten-class labels flipped to another class, 10 clean images a
+  class set aside, ``--noise-train`` (2,000) noisy training digits; a LeNet, Adam lr 2e-3,
+  batch 100, the same budget for the baseline and learning to reweight
+  (``--noise-epochs``, 30, epochs, 5 more than lesson 05; no early stopping); final test accuracy, and the mean
+  learned weight (times the batch size) of clean and of corrupted examples over the
+  last three epochs.
+- **step cost**: median time of a reweighted step over a plain step (LeNet, batch 100,
+  one thread, interleaved), for the default forward-mode step and the literal look-ahead.
+
+Timed once, on a shared 2-core machine with a load average of about 15 from other jobs:
+871 s. Not yet timed on an idle machine.
+
+    python benchmarks/reweight.py            # a report, then the JSON line
+    python benchmarks/reweight.py --json     # only the JSON line
+
+The last line is ``{"imbalance": [{"proportion": p, "baseline_error": e,
+"resample_error": e, "l2rw_error": e}, ...], "noise": {"noise_rate": 0.4,
+"baseline_accuracy": a, "l2rw_accuracy": a, "mean_weight_clean": w,
+"mean_weight_corrupted": w}, "step_cost_ratio": r, "seconds": s}``.
+Targets (issue 6): at the two most imbalanced proportions L2RW's error at least 10
+points below the baseline's; under 40 % noise L2RW at least 10 points above the
+baseline with the corrupted examples' mean weight at most a quarter of the clean
+ones'; a reweighted step at most 3.5 times a plain step; under 10 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import noisylabels as nl
+
+PROPORTIONS = (0.9, 0.95, 0.98, 0.99, 0.995)
+IMBALANCE = dict(lr=0.01, batch_size=100, momentum=0.9)
+
+
+def _epochs_for(steps: int, n: int, batch_size: int) -> int:
+    return max(1, round(steps / int(np.ceil(n / batch_size))))
+
+
+def imbalance_errors(proportion: float, seed: int, steps: int, data, progress=False) -> dict:
+    """Balanced test error of the baseline, resampling and L2RW at one proportion and seed."""
+    (X, y), val, (X_test, y_test) = nl.imbalanced_pair(proportion, data=data, seed=seed)
+    bs = IMBALANCE["batch_size"]
+    errors = {}
+    runs = {
+        "baseline": lambda m: nl.fit(m, (X, y), num_epochs=_epochs_for(steps, len(y), bs), seed=seed,
+                                     eval_train=False, progress=progress, **IMBALANCE),
+        "resample": lambda m: nl.fit(m, (X[idx], y[idx]), num_epochs=_epochs_for(steps, len(idx), bs),
+                                     seed=seed, eval_train=False, progress=progress, **IMBALANCE),
+        "l2rw": lambda m: nl.fit_reweighted(m, (X, y), val, num_epochs=_epochs_for(steps, len(y), bs),
+                                            seed=seed, eval_train=False, progress=progress, **IMBALANCE),
+    }
+    idx = nl.oversample_indices(y, seed=seed)
+    for name, train in runs.items():
+        nl.seed_everything(seed)
+        model = nl.LeNet(num_classes=2)
+        train(model)
+        errors[name] = nl.balanced_error(nl.predict_proba(model, X_test), y_test)
+    return errors
+
+
+def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, seed: int = 0, data=None,
+              progress=False):
+    """Final test accuracy of the baseline and L2RW, and L2RW's mean weights (clean vs corrupted)."""
+    (X, y_noisy), val, test, y_true, is_mislabeled = nl.noisy_digits_with_clean_val(
+        noise_rate, num_train=num_train, data=data, seed=seed)
+    settings = dict(num_epochs=num_epochs, lr=lr, optimizer="adam", batch_size=100, seed=seed,
+                    eval_train=False, progress=progress)
+    nl.seed_everything(seed)
+    baseline = nl.fit(nl.LeNet(), (X, y_noisy), test, **settings)
+    nl.seed_everything(seed)
+    l2rw = nl.fit_reweighted(nl.LeNet(), (X, y_noisy), val, test, **settings)
+    weights = l2rw.example_weights[-3:].mean(axis=0)
+    return {
+        "noise_rate": noise_rate,
+        "baseline_accuracy": round(float(baseline.test_acc[-1]), 4),
+        "l2rw_accuracy": round(float(l2rw.test_acc[-1]), 4),
+        "mean_weight_clean": round(float(weights[~is_mislabeled].mean()), 4),
+        "mean_weight_corrupted": round(float(weights[is_mislabeled].mean()), 4),
+    }, baseline, l2rw
+
+
+def step_cost(repeats: int = 30, seed: int = 0) -> dict:
+    """Median seconds of a plain and of a reweighted step (LeNet, batch 100, 100 clean images)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        nl.seed_everything(seed)
+        X, y = torch.randn(100, 1, 28, 28), torch.randint(0, 10, (100,))
+        X_val, y_val = torch.randn(100, 1, 28, 28), torch.arange(100) % 10
+        model = nl.LeNet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def plain():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(X), y).backward()
+            opt.step()
+
+        steps = {"plain": plain,
+                 "forward": lambda: nl.reweighted_step(model, opt, X, y, X_val, y_val),
+                 "look-ahead": lambda: nl.reweighted_step(model, opt, X, y, X_val, y_val, method="look-ahead")}
+        times = {name: [] for name in steps}
+        for _ in range(3):
+            for step in steps.values():
+                step()
+        for _ in range(repeats):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+        return {name: statistics.median(t) for name, t in times.items()}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds averaged at each proportion")
+    parser.add_argument("--steps", type=int, default=300, help="training steps of each imbalance run")
+    parser.add_argument("--noise-epochs", type=int, default=30)
+    parser.add_argument("--noise-lr", type=float, default=2e-3)
+    parser.add_argument("--noise-train", type=int, default=2000, help="noisy training digits")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (tiny models: one is faster than two sharing the cores)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
+
+    start = time.perf_counter()
+    data = nl.load_offline_mnist()
+    imbalance = []
+    for p in PROPORTIONS:
+        per_seed = [imbalance_errors(p, seed, args.steps, data) for seed in range(args.seeds)]
+        row = {"proportion": p}
+        for name in ("baseline", "resample", "l2rw"):
+            row[f"{name}_error"] = round(float(np.mean([e[name] for e in per_seed])), 4)
+        imbalance.append(row)
+        say(f"proportion {p}: balanced test error baseline {row['baseline_error']:.3f}, "
+            f"resampling {row['resample_error']:.3f}, L2RW {row['l2rw_error']:.3f}")
+    noise, _, l2rw = noise_run(0.4, args.noise_epochs, args.noise_lr, args.noise_train, data=data)
+    say(f"40 % flip noise: test accuracy baseline {noise['baseline_accuracy']:.3f}, "
+        f"L2RW {noise['l2rw_accuracy']:.3f} (best {max(l2rw.test_acc):.3f}); mean weight clean "
+        f"{noise['mean_weight_clean']:.3f}, corrupted {noise['mean_weight_corrupted']:.3f}")
+    cost = step_cost()
+    ratio = round(cost["forward"] / cost["plain"], 2)
+    say(f"step: plain {1000 * cost['plain']:.1f} ms, reweighted {1000 * cost['forward']:.1f} ms "
+        f"({ratio:.2f}x), literal look-ahead {1000 * cost['look-ahead']:.1f} ms "
+        f"({cost['look-ahead'] / cost['plain']:.2f}x)")
+    seconds = round(time.perf_counter() - start, 1)
+
+    gaps = [r["baseline_error"] - r["l2rw_error"] for r in imbalance[-2:]]
+    targets = {
+        "imbalance: L2RW >= 10 points below baseline at the two largest proportions": min(gaps) >= 0.10,
+        "noise: L2RW >= 10 points above baseline":
+            noise["l2rw_accuracy"] - noise["baseline_accuracy"] >= 0.10,
+        "noise: corrupted mean weight <= 1/4 of clean":
+            noise["mean_weight_corrupted"] <= noise["mean_weight_clean"] / 4,
+        "reweighted step <= 3.5x a plain step": ratio <= 3.5,
+        "run under 10 minutes": seconds < 600,
+    }
+    for name, met in targets.items():
+        say(f"[{'met' if met else 'MISSED'}] {name}")
+    sys.stdout.flush()
+    print(json.dumps({"imbalance": imbalance, "noise": noise, "step_cost_ratio": ratio, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()

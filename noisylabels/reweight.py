@@ -1,0 +1,328 @@
+"""Learning to reweight examples (Ren, Zeng, Yang, Urtasun 2018), written with ``torch.func``.
+
+Lesson 05 (learning to reweight) teaches it and homework 4 has students write its parts.
+Algorithm 1 of the paper, for any ``torch.nn.Module``, at every training step:
+
+1. per-example weights ``eps = 0`` on the training batch;
+2. look-ahead parameters ``theta' = theta - lr * grad_theta sum_i eps_i l_i(theta)``
+   (:func:`look_ahead`);
+3. the clean validation loss at ``theta'`` and its gradient with respect to ``eps``
+   (:func:`validation_gradient`);
+4. ``w = max(-dL_val/d eps, 0)``, normalized by its sum, all-zero staying zero
+   (:func:`rectify_and_normalize`);
+5. the real optimizer step on the weighted training loss ``sum_i w_i l_i(theta)``
+   (:func:`reweighted_step`; :func:`fit_reweighted` is the whole training loop).
+
+Because ``eps = 0``, ``theta' = theta`` and the chain rule gives
+``dL_val/d eps_i = -lr * grad L_val(theta) . grad l_i(theta)``: the weight of an
+example is how well its gradient agrees with the clean validation gradient. The
+training step computes it that way by default (one forward-mode pass, reused for the
+real step); ``method="look-ahead"`` runs the look-ahead literally. Both give the same
+numbers (the tests check it).
+
+No meta-module and no ``higher``: the model's parameters are passed to
+``torch.func.functional_call`` and differentiated with ``torch.func.grad``. Buffers
+(batch norm running statistics) are given to the look-ahead as copies, so that the
+look-ahead never moves the model's own statistics; only the real step does, once.
+
+The lesson's two tasks are :func:`imbalanced_pair` (MNIST 4 vs 9 with a rare class)
+and :func:`noisy_digits_with_clean_val` (ten classes, flipped labels); the fixed-rule
+baselines (resampling, class weights) and ``balanced_error`` come from lesson 04's
+:mod:`noisylabels.weighting`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad
+
+from .training import History, _logits, _make_optimizer, as_tensors, get_device, seed_everything
+
+__all__ = [
+    "look_ahead",
+    "validation_gradient",
+    "rectify_and_normalize",
+    "example_weights",
+    "reweighted_step",
+    "fit_reweighted",
+    "imbalanced_pair",
+    "noisy_digits_with_clean_val",
+]
+
+
+def _params_and_buffers(model: nn.Module):
+    """The model's trainable parameters (detached) and copies of its buffers, by name."""
+    params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    return params, buffers
+
+
+def look_ahead(params: dict, grads: dict, lr: float) -> dict:
+    """One plain gradient-descent step: ``{name: params[name] - lr * grads[name]}``.
+
+    ``params`` and ``grads`` map the same names to tensors of the same shapes; the
+    result keeps the autograd link to ``grads`` (step 2 of Algorithm 1).
+    """
+    if params.keys() != grads.keys():
+        raise ValueError(f"params and grads name different tensors: {sorted(params)} vs {sorted(grads)}")
+    return {name: p - lr * grads[name] for name, p in params.items()}
+
+
+def validation_gradient(model: nn.Module, X, y, X_val, y_val, lr: float) -> torch.Tensor:
+    """``dL_val(theta'(eps)) / d eps`` at ``eps = 0``: one value per training example, shape ``(n,)``.
+
+    Algorithm 1 to the letter: ``theta'(eps)`` are the look-ahead parameters after one
+    step of size ``lr`` on the eps-weighted training loss ``sum_i eps_i CE(model(X)_i, y_i)``
+    (``torch.func.grad``), ``L_val`` the mean cross-entropy on the clean ``(X_val, y_val)``
+    at ``theta'`` (``torch.func.functional_call``), differentiated with respect to ``eps``
+    (``torch.func.grad`` of the whole). The model's buffers are copied first, so
+    batch-norm statistics are not moved. A negative entry means that up-weighting that
+    example would lower the validation loss.
+    """
+    params, buffers = _params_and_buffers(model)
+
+    def weighted_train_loss(p, eps, b):
+        logits = functional_call(model, (p, b), (X,))
+        return (eps * F.cross_entropy(logits, y, reduction="none")).sum()
+
+    def validation_loss(eps, b):
+        grads = grad(weighted_train_loss)(params, eps, b)
+        return F.cross_entropy(functional_call(model, (look_ahead(params, grads, lr), b), (X_val,)), y_val)
+
+    eps = torch.zeros(len(y), device=y.device, dtype=next(iter(params.values())).dtype)
+    return grad(validation_loss)(eps, buffers)  # buffers passed in: batch norm may update its copies
+
+
+def rectify_and_normalize(u: torch.Tensor) -> torch.Tensor:
+    """``max(u, 0)`` divided by its sum; an all-zero (or all-negative) ``u`` gives all zeros.
+
+    ``u`` has shape ``(n,)``; so has the result, which sums to 1 unless it is all zero
+    (step 4 of Algorithm 1, with ``u = -dL_val/d eps``).
+    """
+    w = torch.clamp(u, min=0)
+    total = w.sum()
+    return w / total if total > 0 else torch.zeros_like(w)
+
+
+def example_weights(model: nn.Module, X, y, X_val, y_val, lr: float) -> torch.Tensor:
+    """The learned weights of one training batch ``(X, y)``, shape ``(n,)``: steps 1-4 of Algorithm 1."""
+    return rectify_and_normalize(-validation_gradient(model, X, y, X_val, y_val, lr))
+
+
+def _forward_mode_step_parts(model: nn.Module, X, y, X_val, y_val, lr: float):
+    """``dL_val/d eps``, the per-example training losses (still attached) and the logits, in one pass.
+
+    At ``eps = 0`` the look-ahead parameters equal ``theta``, so by the chain rule
+    ``dL_val/d eps_i = -lr * grad L_val(theta) . grad l_i(theta)``: the validation
+    gradient ``v`` (one small backward pass), then every example's directional
+    derivative along ``v`` from one forward-mode pass over the batch (a dual number
+    per parameter). The same value as :func:`validation_gradient`, without
+    differentiating through a gradient, and the forward pass is reused for the real step.
+    """
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+    val_loss = F.cross_entropy(functional_call(model, (dict(zip(names, params)), buffers), (X_val,)), y_val)
+    v = torch.autograd.grad(val_loss, params)
+    with fwAD.dual_level():
+        duals = {name: fwAD.make_dual(p, t) for name, p, t in zip(names, params, v)}
+        logits = functional_call(model, duals, (X,))
+        losses, directional = fwAD.unpack_dual(F.cross_entropy(logits, y, reduction="none"))
+        logits = fwAD.unpack_dual(logits).primal
+    return -lr * directional.detach(), losses, logits.detach()
+
+
+def reweighted_step(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, X_val, y_val,
+                    lr: float | None = None, method: str = "forward"):
+    """One step of Algorithm 1: learn the batch's weights, then step ``optimizer`` on the weighted loss.
+
+    ``lr`` is the look-ahead step size (default: the optimizer's learning rate; after
+    normalization it cancels). ``method="look-ahead"`` computes ``dL_val/d eps`` with
+    :func:`validation_gradient` (a gradient of a gradient); the default ``"forward"``
+    computes the same numbers by the chain rule with one forward-mode pass that the
+    real step reuses, about half the cost on a CPU (``tests/test_reweight.py`` checks
+    that the two agree). Returns ``(weights, per_example_losses, logits)``, detached.
+    """
+    if lr is None:
+        lr = optimizer.param_groups[0]["lr"]
+    if method == "forward":
+        dval_deps, losses, logits = _forward_mode_step_parts(model, X, y, X_val, y_val, lr)
+        weights = rectify_and_normalize(-dval_deps)
+    elif method == "look-ahead":
+        weights = example_weights(model, X, y, X_val, y_val, lr).detach()
+        logits = model(X)
+        losses = F.cross_entropy(logits, y, reduction="none")
+        logits = logits.detach()
+    else:
+        raise ValueError(f"method must be 'forward' or 'look-ahead', got {method!r}")
+    optimizer.zero_grad(set_to_none=True)
+    (weights * losses).sum().backward()
+    optimizer.step()
+    return weights, losses.detach(), logits
+
+
+def fit_reweighted(
+    model: nn.Module,
+    train,
+    val,
+    test=None,
+    *,
+    num_epochs: int = 10,
+    lr: float = 0.01,
+    batch_size: int = 100,
+    optimizer="sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    method: str = "forward",
+    seed: int | None = 0,
+    device=None,
+    progress: bool = True,
+    eval_train: bool = True,
+    desc: str | None = None,
+) -> History:
+    """Train ``model`` with learned example weights (Algorithm 1) and return its :class:`~noisylabels.History`.
+
+    Like :func:`~noisylabels.fit`: ``train`` / ``val`` / ``test`` are ``(X, y)`` pairs or
+    datasets; the optimizer is SGD with ``momentum`` (or ``"adam"``, ``"adamw"``, an
+    optimizer or a factory). ``val`` is the small clean set: every step uses all of it
+    when it has at most ``batch_size`` examples, else a random batch of that size.
+    ``method`` is passed to :func:`reweighted_step`.
+    Besides ``fit``'s per-epoch records, the history has ``example_weights``: an array
+    ``(epochs, n)`` with the weight each training example got in each epoch, times the
+    size of its batch (so 1 is a uniform weight, 0 a discarded example), and
+    ``zero_weight_fraction`` per epoch. A ``tqdm.auto`` bar shows progress.
+    """
+    if seed is not None:
+        seed_everything(seed)
+    dev = get_device(device)
+    model.to(dev)
+    X, y = as_tensors(train, dev)
+    X_val, y_val = as_tensors(val, dev)
+    X_test, y_test = as_tensors(test, dev) if test is not None else (None, None)
+    opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
+    generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+    history = History(epoch=[], train_loss=[], train_acc=[], test_loss=[], test_acc=[], lr=[], seconds=[],
+                      zero_weight_fraction=[])
+    all_weights = []
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(1, num_epochs + 1), desc=desc or f"L2RW {type(model).__name__}", disable=not progress,
+               leave=False)
+    start = time.perf_counter()
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(X), generator=generator).to(dev)
+        epoch_weights = torch.zeros(len(X), device=dev)
+        running, seen, correct = 0.0, 0, 0
+        for i in range(0, len(X), batch_size):
+            idx = order[i:i + batch_size]
+            if len(X_val) > batch_size:
+                pick = torch.randperm(len(X_val), generator=generator)[:batch_size].to(dev)
+                xv, yv = X_val[pick], y_val[pick]
+            else:
+                xv, yv = X_val, y_val
+            weights, losses, logits = reweighted_step(model, opt, X[idx], y[idx], xv, yv, method=method)
+            epoch_weights[idx] = weights * len(idx)
+            running += losses.mean().item() * len(idx)
+            seen += len(idx)
+            correct += (logits.argmax(1) == y[idx]).sum().item()
+        all_weights.append(epoch_weights.cpu().numpy())
+        history["zero_weight_fraction"].append(float((epoch_weights == 0).float().mean()))
+        history["lr"].append(opt.param_groups[0]["lr"])
+        if eval_train:
+            logits = _logits(model, X, 1000)
+            train_loss = F.cross_entropy(logits, y).item()
+            train_acc = (logits.argmax(1) == y).float().mean().item()
+        else:
+            train_loss, train_acc = running / seen, correct / seen
+        if X_test is not None:
+            logits = _logits(model, X_test, 1000)
+            test_loss = F.cross_entropy(logits, y_test).item()
+            test_acc = (logits.argmax(1) == y_test).float().mean().item()
+        else:
+            test_loss = test_acc = float("nan")
+        history["epoch"].append(epoch)
+        history["train_loss"].append(train_loss)
+        history["train_acc"].append(train_acc)
+        history["test_loss"].append(test_loss)
+        history["test_acc"].append(test_acc)
+        history["seconds"].append(time.perf_counter() - start)
+        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
+        if not np.isfinite(train_loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+    bar.close()
+    history["example_weights"] = np.stack(all_weights)
+    return history
+
+
+# ----------------------------------------------------------------------------- the lesson's data
+def imbalanced_pair(proportion: float, majority_class: int = 9, minority_class: int = 4,
+                    num_val_per_class: int = 5, num_majority: int | None = None, data=None, seed=0):
+    """Ren et al.'s class-imbalance task: a two-class training set, a tiny balanced clean validation set, a balanced test set.
+
+    From ``data = (X_train, y_train, X_test, y_test)`` (default: the offline MNIST
+    digits), ``num_val_per_class`` training digits of each class are set aside as the
+    clean validation set, then :func:`~noisylabels.subsample_imbalanced` keeps
+    ``num_majority`` of the remaining majority digits (default: all) and enough minority
+    digits for ``proportion`` (the paper: 5,000 training images, ``round(5000 * proportion)``
+    of them majority). Labels
+    become 0 (minority) and 1 (majority); the test set keeps every test digit of both
+    classes. Returns ``(X, y), (X_val, y_val), (X_test, y_test)`` as float image tensors
+    ``(n, 1, 28, 28)`` and int64 labels. With the offline digits (400 a class) the
+    majority class has 395 training digits, so 0.995 leaves 2 minority digits and 0.9975
+    (1 digit) is the largest proportion the data allow.
+    """
+    from .data import load_offline_mnist, to_tensors
+    from .noise import subsample_imbalanced
+
+    X_train, y_train, X_test, y_test = data if data is not None else load_offline_mnist()
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    rng = np.random.default_rng(seed)
+    pair = (minority_class, majority_class)
+    val_idx = np.concatenate([rng.choice(np.flatnonzero(y_train == k), num_val_per_class, replace=False)
+                              for k in pair])
+    pool = np.setdiff1d(np.flatnonzero(np.isin(y_train, pair)), val_idx)
+    train_idx = pool[subsample_imbalanced(y_train[pool], majority_class, minority_class, proportion,
+                                          num_majority=num_majority, seed=rng.integers(2**31))]
+    test_idx = np.flatnonzero(np.isin(y_test, pair))
+
+    def binary(X, y):
+        return to_tensors(X, (y == majority_class).astype(np.int64))
+
+    return (binary(X_train[train_idx], y_train[train_idx]), binary(X_train[val_idx], y_train[val_idx]),
+            binary(X_test[test_idx], y_test[test_idx]))
+
+
+def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, kind: str = "flip",
+                                num_train: int | None = None, data=None, seed=0):
+    """Ren et al.'s label-noise task on ten classes: noisy training labels, a tiny clean validation set.
+
+    ``num_val_per_class`` training digits of each class are set aside with their clean
+    labels; of the rest, ``num_train`` random digits (default: all) get
+    :func:`~noisylabels.corrupt_labels` of ``kind`` at ``noise_rate``
+    (``"flip"``: every chosen label becomes another class). Returns
+    ``(X, y_noisy), (X_val, y_val), (X_test, y_test), y_true, is_mislabeled`` (tensors;
+    ``y_true`` and ``is_mislabeled`` as numpy arrays).
+    """
+    from .data import load_offline_mnist, to_tensors
+    from .noise import corrupt_labels
+
+    X_train, y_train, X_test, y_test = data if data is not None else load_offline_mnist()
+    y_train = np.asarray(y_train)
+    num_classes = int(y_train.max()) + 1
+    rng = np.random.default_rng(seed)
+    val_idx = np.concatenate([rng.choice(np.flatnonzero(y_train == k), num_val_per_class, replace=False)
+                              for k in range(num_classes)])
+    train_idx = rng.permutation(np.setdiff1d(np.arange(len(y_train)), val_idx))[:num_train]
+    y_true = y_train[train_idx]
+    y_noisy, is_mislabeled = corrupt_labels(y_true, noise_rate, num_classes, kind=kind,
+                                            seed=int(rng.integers(2**31)))
+    return (to_tensors(X_train[train_idx], y_noisy), to_tensors(X_train[val_idx], y_train[val_idx]),
+            to_tensors(X_test, y_test), y_true, is_mislabeled)
