@@ -31,3 +31,19 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # 3-minute `timeout -k 1s 3m`, so the program's own limit is what stops it.
 c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
+
+# Homework 2 (evil twins): students get the stub hw02.py, not the reference solution that
+# solutions/hw02_evil_twins/hw02.py holds (nbgrader copies it verbatim; the hook replaces it);
+# autograde keeps each student's own hw02.py; feedback never shows the hidden tests.
+try:
+    from noisylabels.evil_twins import nbgrader_post_generate_hook
+
+    c.GenerateAssignment.post_convert_hook = nbgrader_post_generate_hook(
+        c.CourseDirectory.root, c.CourseDirectory.release_directory)
+except ImportError:  # the course package is not installed: nbgrader still works
+    pass
+c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

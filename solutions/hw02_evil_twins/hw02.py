@@ -1,0 +1,175 @@
+# Author: Noisy Labels course staff (reference solution)
+# Netid: n/a
+# Aid: the homework text (seed 001) and the course library's lessons; no other sources.
+"""Reference solution of homework 2, "evil twins".
+
+    python3 hw02.py --data bad_digits_ubyte.gz --labels bad_labels_ubyte.gz
+
+prints the indices of the digits it believes are evil twins, comma separated.
+It uses only the two files it is given (no other data, no stored model):
+
+1. Near duplicates. Every pair of digits is compared by pixel distance, minimised over
+   the nine one-pixel shifts. Pairs much closer than any two different handwritten
+   digits are copies; a group of copies whose labels disagree holds evil twins.
+2. A classifier that never saw the twins. Kernel ridge regression of the one-hot labels
+   (a Gaussian kernel of the shift-tolerant distance between deskewed, blurred digits)
+   is trained on the digits that are not in a disagreeing group, one digit per group
+   of copies. Its leave-one-out scores (exact, in closed form) say what each training
+   digit should be by the rest of the data; the suspicious digits are simply predicted.
+3. Decisions. In a group of disagreeing copies, the label the classifier prefers is
+   the good twin's; the others are flagged. A digit without a copy is flagged only when
+   another class clearly out-scores its label (its good twin may be absent).
+"""
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+import mnist_util
+
+# Copies are closer than this (pixels in [0, 1]); two different handwritten digits
+# almost never are.
+DUPLICATE_DISTANCE = 3.2
+# Kernel ridge regression: Gaussian kernel width (in units of the median distance)
+# and ridge.
+KERNEL_WIDTH = 2.0
+RIDGE = 1.0
+# A digit without a copy is flagged when another class out-scores its label by this
+# much (scores are regressions of one-hot labels, so about 0 to 1).
+MARGIN = 0.5
+
+
+def shift_distances(X):
+    """Pixel distance of every pair, minimised over the shifts by at most one pixel."""
+    n = len(X)
+    flat = X.reshape(n, -1)
+    sq = (flat ** 2).sum(1)
+    best = torch.full((n, n), float("inf"))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            shifted = torch.roll(X, shifts=(dy, dx), dims=(1, 2)).reshape(n, -1)
+            d = sq[:, None] + (shifted ** 2).sum(1)[None, :] - 2 * flat @ shifted.T
+            best = torch.minimum(best, d)
+    best = torch.minimum(best, best.T).clamp_min(0).sqrt()
+    best.fill_diagonal_(float("inf"))
+    return best
+
+
+def copy_groups(D, threshold):
+    """Connected groups of digits closer than ``threshold``; returns a group id per digit."""
+    n = len(D)
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in (D < threshold).nonzero().tolist():
+        parent[find(i)] = find(j)
+    return np.array([find(i) for i in range(n)])
+
+
+def deskew(X):
+    """Straighten slanted digits (a shear that zeroes the ink's x-y covariance)."""
+    n = len(X)
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = X.sum((1, 2)).clamp_min(1e-6)
+    my = (X * ys).sum((1, 2)) / mass
+    mx = (X * xs).sum((1, 2)) / mass
+    cov = (X * (ys - my[:, None, None]) * (xs - mx[:, None, None])).sum((1, 2)) / mass
+    var = (X * (ys - my[:, None, None]) ** 2).sum((1, 2)) / mass
+    alpha = (cov / var.clamp_min(1e-6)).clamp(-1, 1)
+    # sample the image at x + alpha * (y - centre): an affine grid for grid_sample
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = 1
+    theta[:, 1, 1] = 1
+    theta[:, 0, 1] = alpha
+    grid = torch.nn.functional.affine_grid(theta, (n, 1, 28, 28), align_corners=False)
+    return torch.nn.functional.grid_sample(X[:, None], grid, align_corners=False)[:, 0]
+
+
+def blur(X, sigma=1.0):
+    """A Gaussian blur (5x5): small differences in stroke position matter less."""
+    k = torch.exp(-torch.arange(-2, 3.0) ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    X = torch.nn.functional.conv2d(X[:, None], k.view(1, 1, 1, 5), padding=(0, 2))
+    X = torch.nn.functional.conv2d(X, k.view(1, 1, 5, 1), padding=(2, 0))
+    return X[:, 0]
+
+
+def features(X):
+    """What the classifier compares: deskewed, slightly blurred digits."""
+    return blur(deskew(X))
+
+
+def kernel_scores(X, y, train):
+    """Kernel ridge regression on one-hot labels with a Gaussian kernel of the distances.
+
+    Returns class scores for every digit: leave-one-out scores for the training digits
+    (each predicted by a model that did not see it), plain predictions for the others.
+    """
+    D = shift_distances(features(X)).numpy()
+    np.fill_diagonal(D, 0.0)
+    scale = np.median(D[D > 0])
+    n = len(y)
+    K = np.exp(-((D / scale) ** 2) * KERNEL_WIDTH)
+    Y = np.eye(10)[y]
+    tr = np.flatnonzero(train)
+    A = np.linalg.inv(K[np.ix_(tr, tr)] + RIDGE * np.eye(len(tr)))
+    H = K[np.ix_(tr, tr)] @ A
+    h = np.diag(H)[:, None]
+    scores = K[:, tr] @ A @ Y[tr]
+    scores[tr] = (H @ Y[tr] - h * Y[tr]) / (1.0 - h)
+    return scores
+
+
+def find_evil_twins(images, labels):
+    """The sorted indices of the digits believed to be evil twins."""
+    X = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 255.0
+    y = np.asarray(labels, dtype=np.int64)
+    n = len(y)
+    D = shift_distances(X).numpy()
+    groups = copy_groups(torch.as_tensor(D), DUPLICATE_DISTANCE)
+    np.fill_diagonal(D, 0.0)
+    conflict = np.zeros(n, dtype=bool)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        if len(members) > 1 and len(set(y[members])) > 1:
+            conflict[members] = True
+    # Copies that agree would vouch for each other: keep one of each group in training.
+    first = np.zeros(n, dtype=bool)
+    first[np.unique(groups, return_index=True)[1]] = True
+    train = ~conflict & first
+    S = kernel_scores(X, y, train)
+    flagged = set()
+    for g in np.unique(groups[conflict]):
+        members = np.flatnonzero(groups == g)
+        mean_s = S[members].mean(0)
+        present = sorted(set(y[members]))
+        good = max(present, key=lambda c: (mean_s[c], (y[members] == c).sum()))
+        flagged.update(int(i) for i in members if y[i] != good)
+    others = S.copy()
+    others[np.arange(n), y] = -np.inf
+    margin = others.max(1) - S[np.arange(n), y]
+    lonely = ~conflict
+    flagged.update(int(i) for i in np.flatnonzero(lonely & (margin > MARGIN)))
+    return sorted(flagged)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Find the evil twins in an MNIST-format file.")
+    parser.add_argument("--data", required=True, help="IDX image file (gzipped), e.g. bad_digits_ubyte.gz")
+    parser.add_argument("--labels", required=True, help="IDX label file (gzipped), e.g. bad_labels_ubyte.gz")
+    args = parser.parse_args(argv)
+    images, labels = mnist_util.read_images(args.data), mnist_util.read_labels(args.labels)
+    if len(images) != len(labels):
+        sys.exit(f"{args.data} has {len(images)} digits but {args.labels} has {len(labels)} labels")
+    print(", ".join(map(str, find_evil_twins(images, labels))))
+
+
+if __name__ == "__main__":
+    main()
