@@ -24,7 +24,6 @@ key away from the submissions (see ``autograder/README.md``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -34,12 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .data import read_idx_images, read_idx_labels, write_idx_images, write_idx_labels
+from .data import read_idx_labels, write_idx_images, write_idx_labels
 
 __all__ = [
     "TWIN_KINDS",

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from .training import History, _logits, _make_optimizer, as_tensors, get_device, seed_everything
+from .training import History, _make_optimizer, _record_epoch, as_tensors, get_device, seed_everything
 
 __all__ = [
     "look_ahead",
@@ -236,27 +236,9 @@ def fit_reweighted(
         all_weights.append(epoch_weights.cpu().numpy())
         history["zero_weight_fraction"].append(float((epoch_weights == 0).float().mean()))
         history["lr"].append(opt.param_groups[0]["lr"])
-        if eval_train:
-            logits = _logits(model, X, 1000)
-            train_loss = F.cross_entropy(logits, y).item()
-            train_acc = (logits.argmax(1) == y).float().mean().item()
-        else:
-            train_loss, train_acc = running / seen, correct / seen
-        if X_test is not None:
-            logits = _logits(model, X_test, 1000)
-            test_loss = F.cross_entropy(logits, y_test).item()
-            test_acc = (logits.argmax(1) == y_test).float().mean().item()
-        else:
-            test_loss = test_acc = float("nan")
-        history["epoch"].append(epoch)
-        history["train_loss"].append(train_loss)
-        history["train_acc"].append(train_acc)
-        history["test_loss"].append(test_loss)
-        history["test_acc"].append(test_acc)
-        history["seconds"].append(time.perf_counter() - start)
-        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
-        if not np.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+        _record_epoch(history, model, epoch, (X, y), (X_test, y_test), start,
+                      None if eval_train else (running, seen, correct))
+        bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
     bar.close()
     history["example_weights"] = np.stack(all_weights)
     return history

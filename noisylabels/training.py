@@ -137,6 +137,38 @@ def per_example_losses(model, data, batch_size: int = 1000):
     return F.cross_entropy(_logits(model, X, batch_size), y, reduction="none").cpu().numpy()
 
 
+def _record_epoch(history, model, epoch, train, test, start, batch_stats=None, keep_losses=False):
+    """Append one epoch's records to ``history``: loss and accuracy on the whole training set
+    (or, given ``batch_stats = (loss_sum, seen, correct)``, the running figures of the epoch's
+    batches) and on ``test``. Returns the per-example training losses when ``keep_losses``.
+    Shared by :func:`fit` and :func:`noisylabels.reweight.fit_reweighted`."""
+    X, y = train
+    X_test, y_test = test
+    losses = None
+    if batch_stats is None:
+        logits = _logits(model, X, 1000)
+        losses = F.cross_entropy(logits, y, reduction="none")
+        train_loss, train_acc = losses.mean().item(), (logits.argmax(1) == y).float().mean().item()
+    else:
+        running, seen, correct = batch_stats
+        train_loss, train_acc = running / seen, correct / seen
+    if X_test is not None:
+        logits = _logits(model, X_test, 1000)
+        test_loss = F.cross_entropy(logits, y_test).item()
+        test_acc = (logits.argmax(1) == y_test).float().mean().item()
+    else:
+        test_loss = test_acc = float("nan")
+    history["epoch"].append(epoch)
+    history["train_loss"].append(train_loss)
+    history["train_acc"].append(train_acc)
+    history["test_loss"].append(test_loss)
+    history["test_acc"].append(test_acc)
+    history["seconds"].append(time.perf_counter() - start)
+    if not np.isfinite(train_loss):
+        raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+    return losses.cpu().numpy() if (keep_losses and losses is not None) else None
+
+
 def _make_optimizer(name, params, lr, momentum, weight_decay):
     if isinstance(name, torch.optim.Optimizer):
         return name
@@ -235,29 +267,13 @@ def fit(
         history["lr"].append(opt.param_groups[0]["lr"])
         if sched is not None:
             sched.step()
-        if eval_train or record_example_losses:
-            logits = _logits(model, X, 1000)
-            losses = F.cross_entropy(logits, y, reduction="none")
-            train_loss, train_acc = losses.mean().item(), (logits.argmax(1) == y).float().mean().item()
-            if record_example_losses:
-                example_losses.append(losses.cpu().numpy())
-        else:
-            train_loss, train_acc = running / seen, correct / seen
-        if X_test is not None:
-            logits = _logits(model, X_test, 1000)
-            test_loss = F.cross_entropy(logits, y_test).item()
-            test_acc = (logits.argmax(1) == y_test).float().mean().item()
-        else:
-            test_loss = test_acc = float("nan")
-        history["epoch"].append(epoch)
-        history["train_loss"].append(train_loss)
-        history["train_acc"].append(train_acc)
-        history["test_loss"].append(test_loss)
-        history["test_acc"].append(test_acc)
-        history["seconds"].append(time.perf_counter() - start)
-        bar.set_postfix(train_acc=f"{train_acc:.3f}", test_acc=f"{test_acc:.3f}")
-        if not np.isfinite(train_loss):
-            raise FloatingPointError(f"training diverged at epoch {epoch} (loss {train_loss}); lower lr")
+        losses = _record_epoch(history, model, epoch, (X, y), (X_test, y_test), start,
+                               None if (eval_train or record_example_losses) else (running, seen, correct),
+                               keep_losses=record_example_losses)
+        if record_example_losses:
+            example_losses.append(losses)
+        bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
+        train_acc = history["train_acc"][-1]
         if stop_at_train_acc is not None and train_acc >= stop_at_train_acc:
             break
     bar.close()
