@@ -7,6 +7,12 @@ The modules, and the lesson that teaches each:
 - :mod:`noisylabels.models`: MLP, LeNet, Zhang et al.'s small Inception (lesson 01)
 - :mod:`noisylabels.training`: the training loop and evaluation helpers (lesson 01)
 - :mod:`noisylabels.plots`: shared figures (lesson 01)
+- :mod:`noisylabels.memorization`: Zhang et al.'s corruption-vs-generalization sweep (lesson 01)
+- :mod:`noisylabels.grokking`: modular arithmetic with mislabels, the small transformer (lesson 02)
+- :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 03)
+- :mod:`noisylabels.weighting`: resampling, class and loss-based weights, noise adaptation (lesson 04)
+- :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 05)
+- :mod:`noisylabels.evil_twins`: homework 2's grading data, scoring rule and sandboxed runner
 """
 
 from .data import (
@@ -23,7 +29,54 @@ from .data import (
     write_idx_images,
     write_idx_labels,
 )
+from .evil_twins import (
+    count_errors,
+    make_evil_twin_set,
+    parse_indices,
+    run_submission,
+    score_errors,
+    write_evil_twin_files,
+)
+from .losses import (
+    ROBUST_LOSSES,
+    BootstrappingLoss,
+    GeneralizedCrossEntropy,
+    LabelSmoothingCE,
+    SmallLossLoss,
+    SymmetricCrossEntropy,
+    TrimmedMeanLoss,
+    bootstrap_hard_loss,
+    bootstrap_soft_loss,
+    class_weights_from_frequencies,
+    coteaching_forget_rate,
+    expected_calibration_error,
+    generalized_cross_entropy,
+    label_smoothing_cross_entropy,
+    make_robust_loss,
+    reliability_diagram_data,
+    reverse_cross_entropy,
+    small_loss_mask,
+    smoothed_targets,
+    soft_cross_entropy,
+    symmetric_cross_entropy,
+    trimmed_mean,
+)
+from .grokking import (
+    GrokkingTransformer,
+    ModularArithmetic,
+    attention_entropy,
+    make_grokking_data,
+    parameter_norm,
+    train_grokking,
+)
 from .models import MLP, LeNet, SmallInception, count_parameters
+from .memorization import (
+    ZHANG_LEVELS,
+    CorruptionCurve,
+    corruption_sweep,
+    mean_loss_by_group,
+    memorized,
+)
 from .noise import (
     MislabeledDataset,
     corrupt_labels,
@@ -32,6 +85,16 @@ from .noise import (
     subsample_imbalanced,
 )
 from .results import report_result
+from .reweight import (
+    example_weights,
+    fit_reweighted,
+    imbalanced_pair,
+    look_ahead,
+    noisy_digits_with_clean_val,
+    rectify_and_normalize,
+    reweighted_step,
+    validation_gradient,
+)
 from .training import (
     History,
     as_tensors,
@@ -42,6 +105,18 @@ from .training import (
     predict_proba,
     run_size,
     seed_everything,
+)
+from .weighting import (
+    LOSS_WEIGHTING_RULES,
+    LossWeightedCrossEntropy,
+    NoiseAdaptationLayer,
+    balanced_error,
+    class_error_rates,
+    example_weights_from_classes,
+    loss_based_weights,
+    oversample_indices,
+    smote_oversample,
+    undersample_indices,
 )
 
 __version__ = "0.1.0"

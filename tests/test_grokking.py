@@ -1,0 +1,143 @@
+"""Behaviour of noisylabels.grokking: the modular-arithmetic data with fixed mislabels,
+the transformer, its logged quantities and the step-based training loop."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from noisylabels import MislabeledDataset
+from noisylabels.grokking import (
+    GrokkingTransformer,
+    ModularArithmetic,
+    attention_entropy,
+    make_grokking_data,
+    parameter_norm,
+    train_grokking,
+)
+
+
+def test_modular_arithmetic_lists_every_equation_with_its_answer():
+    data = ModularArithmetic(7, "+")
+    assert len(data) == 49 and data.vocab_size == 9 and data.num_classes == 7
+    tokens, c = data[3 * 7 + 5]
+    assert tokens.tolist() == [3, 7, 5, 8] and c == (3 + 5) % 7
+    assert np.array_equal(data.targets, (data.tokens[:, 0] + data.tokens[:, 2]) % 7)
+
+
+def test_modular_arithmetic_rejects_unknown_operation():
+    with pytest.raises(ValueError):
+        ModularArithmetic(7, "/")
+
+
+def test_split_is_disjoint_and_covers_all_equations():
+    data = make_grokking_data(11, 0.4, 0.0, seed=3)
+    assert len(data.X_train) == round(0.4 * 121) and len(data.X_train) + len(data.X_val) == 121
+    pairs = {tuple(t) for t in data.X_train[:, [0, 2]].tolist()} | {tuple(t) for t in data.X_val[:, [0, 2]].tolist()}
+    assert len(pairs) == 121
+    assert torch.equal(data.y_val, (data.X_val[:, 0] + data.X_val[:, 2]) % 11)
+
+
+def test_clean_data_has_no_mislabels():
+    data = make_grokking_data(11, 0.5, 0.0)
+    assert not data.is_mislabeled.any() and torch.equal(data.y_noisy, data.y_true)
+
+
+def test_mislabels_are_drawn_with_replacement_and_served_through_mislabeled_dataset():
+    data = make_grokking_data(97, 0.4, 0.5, seed=0)
+    n = len(data.X_train)
+    assert isinstance(data.train, MislabeledDataset)
+    assert len(data.train.drawn_indices) == round(0.5 * n)
+    # draws repeat, so fewer distinct equations are replaced: about 1 - exp(-0.5)
+    assert abs(data.train.is_replaced.mean() - (1 - math.exp(-0.5))) < 0.03
+    assert len(np.unique(data.train.drawn_indices)) < len(data.train.drawn_indices)
+    # 1 in 97 replaced answers is right by chance
+    assert abs(data.is_mislabeled.mean() - data.train.is_replaced.mean() * (1 - 1 / 97)) < 0.02
+    assert np.array_equal(data.y_noisy.numpy() != data.y_true.numpy(), data.is_mislabeled)
+
+
+def test_mislabels_are_fixed_for_a_seed_and_change_with_it():
+    a = make_grokking_data(23, 0.5, 0.2, seed=1)
+    b = make_grokking_data(23, 0.5, 0.2, seed=1)
+    c = make_grokking_data(23, 0.5, 0.2, seed=2)
+    assert torch.equal(a.y_noisy, b.y_noisy)
+    assert torch.equal(a.y_noisy, torch.as_tensor(a.train.noisy_targets()))  # same labels every read
+    assert not torch.equal(a.X_train, c.X_train)
+
+
+def test_transformer_predicts_one_answer_per_equation():
+    model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
+    out = model(torch.randint(0, 13, (5, 4)))
+    assert out.shape == (5, 11)
+    maps = model.attention_maps()
+    assert len(maps) == 2 and maps[0].shape == (5, 4, 4, 4)
+    # causal: no attention to later positions, rows sum to one
+    assert torch.all(maps[0].triu(1) == 0) and torch.allclose(maps[0].sum(-1), torch.ones(5, 4, 4))
+
+
+def test_attention_entropy_is_between_zero_and_its_causal_maximum():
+    model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
+    model(torch.randint(0, 13, (8, 4)))
+    ent = attention_entropy(model)
+    uniform_max = np.mean([math.log(k) for k in range(1, 5)])  # position t sees t + 1 tokens
+    assert 0.0 <= ent <= uniform_max + 1e-6
+
+
+def test_attention_entropy_of_uniform_attention_is_log_of_visible_tokens():
+    model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.qkv.weight.zero_()
+            block.qkv.bias.zero_()
+    model(torch.randint(0, 13, (3, 4)))
+    assert attention_entropy(model) == pytest.approx(np.mean([math.log(k) for k in range(1, 5)]), abs=1e-5)
+
+
+def test_parameter_norm_is_the_l2_norm_of_all_parameters():
+    model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
+    expected = math.sqrt(sum(float((p.detach() ** 2).sum()) for p in model.parameters()))
+    assert parameter_norm(model) == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_logs_every_quantity_at_each_evaluation():
+    data = make_grokking_data(11, 0.5, 0.2, seed=0)
+    _, log = train_grokking(data, num_steps=30, eval_every=10, batch_size=32, width=32, progress=False)
+    assert log.step == [10, 20, 30]
+    for key in ("train_acc", "train_loss", "val_acc", "val_loss", "param_norm", "train_attn_entropy",
+                "val_attn_entropy", "seconds", "train_acc_true", "train_acc_mislabeled"):
+        assert len(log[key]) == 3, key
+    assert all(0 <= a <= 1 for a in log.val_acc)
+
+
+def test_clean_logs_have_no_mislabeled_split_and_record_example_losses():
+    data = make_grokking_data(11, 0.5, 0.0, seed=0)
+    _, log = train_grokking(data, num_steps=20, eval_every=10, batch_size=32, width=32, progress=False,
+                            record_example_losses=True)
+    assert "train_acc_mislabeled" not in log
+    assert log.example_losses.shape == (2, len(data.X_train))
+
+
+def test_small_transformer_memorizes_its_training_labels_mislabels_included():
+    data = make_grokking_data(11, 0.6, 0.2, seed=0)
+    assert data.is_mislabeled.sum() > 0
+    _, log = train_grokking(data, num_steps=300, eval_every=100, batch_size=64, width=32, weight_decay=0.1,
+                            progress=False)
+    assert log.train_acc[-1] >= 0.95
+    assert log.train_acc_mislabeled[-1] >= 0.8  # the wrong answers are fitted too
+
+
+def test_weight_decay_shrinks_the_parameter_norm():
+    data = make_grokking_data(11, 0.5, 0.0, seed=0)
+    _, weak = train_grokking(data, num_steps=200, eval_every=200, batch_size=32, width=32, weight_decay=0.0,
+                             progress=False)
+    _, strong = train_grokking(data, num_steps=200, eval_every=200, batch_size=32, width=32, weight_decay=5.0,
+                               progress=False)
+    assert strong.param_norm[-1] < weak.param_norm[-1]
+
+
+def test_training_stops_early_at_the_requested_validation_accuracy():
+    data = make_grokking_data(11, 0.5, 0.0, seed=0)
+    _, log = train_grokking(data, num_steps=100, eval_every=10, batch_size=32, width=32, progress=False,
+                            stop_at_val_acc=0.0)
+    assert log.step == [10] and log.steps_to_val(0.0) == 10
