@@ -75,7 +75,7 @@ def test_nbgrader_autograde_gives_each_submission_the_rules_points(tmp_path):
     release = course / "assignments" / et.HW02
     assert (release / "hw02.py").read_text() == et.STUDENT_STUB
     assert "BEGIN HIDDEN TESTS" not in (release / "hw02_evil_twins.ipynb").read_text()
-    assert "80466" not in (release / "hw02_evil_twins.ipynb").read_text()
+    assert "80462" not in (release / "hw02_evil_twins.ipynb").read_text()
 
     sets = final_sets()
     programs = {
@@ -107,4 +107,4 @@ def test_nbgrader_autograde_gives_each_submission_the_rules_points(tmp_path):
     nbgrader(course, env, "generate_feedback", et.HW02)
     html = (course / "feedback" / "stub" / et.HW02 / "hw02_evil_twins.html").read_text()
     assert "Score:" in html and "missed" in html
-    assert "80466" not in html and "FINAL_SETS" not in html
+    assert "80462" not in html and "FINAL_SETS" not in html

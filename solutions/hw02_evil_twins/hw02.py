@@ -8,14 +8,16 @@
 prints the indices of the digits it believes are evil twins, comma separated.
 It uses only the two files it is given (no other data, no stored model):
 
-1. Near duplicates. Every pair of digits is compared by pixel distance, minimised over
-   the nine one-pixel shifts. Pairs much closer than any two different handwritten
-   digits are copies; a group of copies whose labels disagree holds evil twins.
+1. Copies. Two digits are copies when, after the best shift by at most one pixel,
+   almost no pixel differs by much: a near copy's pixel noise is small and only a few
+   stray pixels change, while two different handwritten digits (even two thin 1s)
+   differ in dozens of pixels. A group of copies whose labels disagree holds evil twins.
 2. A classifier that never saw the twins. Kernel ridge regression of the one-hot labels
-   (a Gaussian kernel of the shift-tolerant distance between deskewed, blurred digits)
-   is trained on the digits that are not in a disagreeing group, one digit per group
-   of copies. Its leave-one-out scores (exact, in closed form) say what each training
-   digit should be by the rest of the data; the suspicious digits are simply predicted.
+   on histograms of gradient orientations (HOG-like features of the deskewed, blurred
+   digits; three variants, averaged) is trained on the digits that are not in a
+   disagreeing group, one digit per group of copies. Its leave-one-out scores (exact,
+   in closed form) say what each training digit should be by the rest of the data;
+   the members of disagreeing groups are simply predicted.
 3. Decisions. In a group of disagreeing copies, the label the classifier prefers is
    the good twin's; the others are flagged. A digit without a copy is flagged only when
    another class clearly out-scores its label (its good twin may be absent).
@@ -26,39 +28,45 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import mnist_util
 
-# Copies are closer than this (pixels in [0, 1]); two different handwritten digits
-# almost never are.
-DUPLICATE_DISTANCE = 3.2
+# Two digits are copies when at most this many pixels differ by more than
+# PIXEL_TOLERANCE (pixels in [0, 1]) after the best one-pixel shift. Measured on
+# generated files: copies differ in at most 6 pixels, different digits in 14 or more.
+COPY_PIXELS = 10
+PIXEL_TOLERANCE = 0.25
 # Kernel ridge regression: Gaussian kernel width (in units of the median distance)
 # and ridge.
 KERNEL_WIDTH = 2.0
 RIDGE = 1.0
 # A digit without a copy is flagged when another class out-scores its label by this
-# much (scores are regressions of one-hot labels, so about 0 to 1).
-MARGIN = 0.5
+# much (scores are regressions of one-hot labels, so about 0 to 1). Set by measurement
+# on generated files (seeds apart from the tests' and the grade cell's): it balances
+# missed twins whose good twin is absent against wrongly flagged digits.
+MARGIN = 0.4
 
 
-def shift_distances(X):
-    """Pixel distance of every pair, minimised over the shifts by at most one pixel."""
+def differing_pixels(X, tolerance=PIXEL_TOLERANCE, chunk=32):
+    """For every pair, the number of pixels that differ by more than ``tolerance``,
+    minimised over the shifts by at most one pixel (symmetric, diagonal huge)."""
     n = len(X)
     flat = X.reshape(n, -1)
-    sq = (flat ** 2).sum(1)
-    best = torch.full((n, n), float("inf"))
+    best = torch.full((n, n), 10 ** 6, dtype=torch.int32)
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             shifted = torch.roll(X, shifts=(dy, dx), dims=(1, 2)).reshape(n, -1)
-            d = sq[:, None] + (shifted ** 2).sum(1)[None, :] - 2 * flat @ shifted.T
-            best = torch.minimum(best, d)
-    best = torch.minimum(best, best.T).clamp_min(0).sqrt()
-    best.fill_diagonal_(float("inf"))
+            for i in range(0, n, chunk):
+                count = ((flat[i:i + chunk, None, :] - shifted[None]).abs() > tolerance).sum(2)
+                best[i:i + chunk] = torch.minimum(best[i:i + chunk], count.int())
+    best = torch.minimum(best, best.T)
+    best.fill_diagonal_(10 ** 6)
     return best
 
 
 def copy_groups(D, threshold):
-    """Connected groups of digits closer than ``threshold``; returns a group id per digit."""
+    """Connected groups of digits with ``D <= threshold``; returns a group id per digit."""
     n = len(D)
     parent = list(range(n))
 
@@ -68,7 +76,7 @@ def copy_groups(D, threshold):
             i = parent[i]
         return i
 
-    for i, j in (D < threshold).nonzero().tolist():
+    for i, j in (D <= threshold).nonzero().tolist():
         parent[find(i)] = find(j)
     return np.array([find(i) for i in range(n)])
 
@@ -106,16 +114,37 @@ def features(X):
     return blur(deskew(X))
 
 
-def kernel_scores(X, y, train):
-    """Kernel ridge regression on one-hot labels with a Gaussian kernel of the distances.
+def hog(X, bins=9, signed=False, cell=4):
+    """Histograms of gradient orientations: for each cell of about ``cell`` x ``cell``
+    pixels, the gradient magnitude binned by direction (soft binning), normalised."""
+    n = len(X)
+    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]).view(1, 1, 3, 3) / 8
+    gx = F.conv2d(X[:, None], sobel, padding=1)
+    gy = F.conv2d(X[:, None], sobel.transpose(2, 3), padding=1)
+    magnitude = torch.sqrt(gx ** 2 + gy ** 2 + 1e-12)
+    period = 2 * np.pi if signed else np.pi
+    a = (torch.atan2(gy, gx) % period) / period * bins
+    lo = torch.floor(a)
+    w = a - lo
+    lo = lo.long() % bins
+    H = torch.zeros(n, bins, 28, 28)
+    H.scatter_add_(1, lo, magnitude * (1 - w))
+    H.scatter_add_(1, (lo + 1) % bins, magnitude * w)
+    H = F.avg_pool2d(H, kernel_size=2 * cell, stride=cell, padding=cell // 2).reshape(n, -1)
+    H = H / (H.norm(dim=1, keepdim=True) + 1e-6)
+    return torch.sqrt(H.clamp_min(0))
 
-    Returns class scores for every digit: leave-one-out scores for the training digits
-    (each predicted by a model that did not see it), plain predictions for the others.
-    """
-    D = shift_distances(features(X)).numpy()
+
+def kernel_scores(Z, y, train):
+    """Kernel ridge regression on one-hot labels with a Gaussian kernel of the feature
+    distances. Returns class scores for every digit: leave-one-out scores for the
+    training digits (each predicted by a model that did not see it), plain predictions
+    for the others."""
+    Z = Z.double()
+    sq = (Z ** 2).sum(1)
+    D = (sq[:, None] + sq[None] - 2 * Z @ Z.T).clamp_min(0).sqrt().numpy()
     np.fill_diagonal(D, 0.0)
     scale = np.median(D[D > 0])
-    n = len(y)
     K = np.exp(-((D / scale) ** 2) * KERNEL_WIDTH)
     Y = np.eye(10)[y]
     tr = np.flatnonzero(train)
@@ -127,14 +156,20 @@ def kernel_scores(X, y, train):
     return scores
 
 
+def ensemble_scores(X, y, train):
+    """The mean of three kernel classifiers on different HOG-like features."""
+    straight = features(X)
+    variants = (hog(straight), hog(X, bins=8, signed=True), hog(straight, bins=12, signed=True))
+    return sum(kernel_scores(Z, y, train) for Z in variants) / len(variants)
+
+
 def find_evil_twins(images, labels):
     """The sorted indices of the digits believed to be evil twins."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
     X = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 255.0
     y = np.asarray(labels, dtype=np.int64)
     n = len(y)
-    D = shift_distances(X).numpy()
-    groups = copy_groups(torch.as_tensor(D), DUPLICATE_DISTANCE)
-    np.fill_diagonal(D, 0.0)
+    groups = copy_groups(differing_pixels(X), COPY_PIXELS)
     conflict = np.zeros(n, dtype=bool)
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
@@ -144,7 +179,7 @@ def find_evil_twins(images, labels):
     first = np.zeros(n, dtype=bool)
     first[np.unique(groups, return_index=True)[1]] = True
     train = ~conflict & first
-    S = kernel_scores(X, y, train)
+    S = ensemble_scores(X, y, train)
     flagged = set()
     for g in np.unique(groups[conflict]):
         members = np.flatnonzero(groups == g)
