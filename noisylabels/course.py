@@ -142,34 +142,18 @@ def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProces
     )
 
 
-# Post-generation steps per assignment: name -> callable(source_dir, release_dir).
-# An assignment whose student files cannot be produced by nbgrader alone (homework 2's
-# student stub hw02.py, say) registers its step here from its own module.
-POST_GENERATE_STEPS: dict = {}
-
-
-def _register_post_generate_steps():
-    try:  # homework 2 writes the student's hw02.py stub
-        from . import evil_twins
-
-        step = getattr(evil_twins, "post_generate_assignment", None)
-        if step is not None:
-            POST_GENERATE_STEPS.setdefault("hw02_evil_twins", step)
-    except ImportError:
-        pass
-
-
 def generate_assignments(root=None, release_dir=None, names=None) -> list[Path]:
     """Generate the student version of every assignment with ``nbgrader generate_assignment``.
 
     Writes ``assignments/<name>/`` (or ``release_dir/<name>/``), replacing what was there,
     and cleans the generated notebooks. A throw-away gradebook is used, so this never
-    touches the instructor's ``gradebook.db``. Returns the generated folders.
+    touches the instructor's ``gradebook.db``. Assignment-specific steps run inside
+    nbgrader, from ``nbgrader_config.py`` (homework 2's student stub, say), so plain
+    ``nbgrader generate_assignment`` gives the same result. Returns the generated folders.
     """
     root = Path(root or find_root())
     release_dir = Path(release_dir or root / "assignments").resolve()
     names = names or assignment_names(root)
-    _register_post_generate_steps()
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{Path(tmp, 'gradebook.db')}"
@@ -186,9 +170,6 @@ def generate_assignments(root=None, release_dir=None, names=None) -> list[Path]:
                 )
             for nb in target.glob("*.ipynb"):
                 clean_notebook(nb)
-            step = POST_GENERATE_STEPS.get(name)
-            if step is not None:
-                step(root / "solutions" / name, target)
             out.append(target)
     return out
 

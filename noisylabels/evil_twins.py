@@ -62,7 +62,6 @@ __all__ = [
     "grade_in_notebook",
     "STUDENT_STUB",
     "write_student_stub",
-    "post_generate_assignment",
     "nbgrader_post_generate_hook",
 ]
 
@@ -695,11 +694,6 @@ def write_student_stub(release_dir) -> Path:
     path = Path(release_dir) / "hw02.py"
     path.write_text(STUDENT_STUB)
     return path
-
-
-def post_generate_assignment(source_dir, release_dir) -> Path:
-    """The post-generation step of ``noisylabels assignments`` for homework 2: write the stub."""
-    return write_student_stub(release_dir)
 
 
 def _nbgrader_release_dir(assignment, fallback):
