@@ -155,15 +155,29 @@ class _Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.last_attention = None
 
-    def forward(self, x):
+    def forward(self, x, last_query_only: bool = False):
+        """``x`` is ``(n, t, width)``. With ``last_query_only`` only the last position is
+        computed (keys and values still come from every position) and ``(n, 1, width)`` is
+        returned: the same numbers for that position, a fraction of the work, and no
+        attention weights kept."""
         n, t, w = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(w, dim=2)
-        q, k, v = (z.view(n, t, self.heads, w // self.heads).transpose(1, 2) for z in (q, k, v))
+        h = self.ln1(x)
+        if last_query_only:
+            q = F.linear(h[:, -1:], self.qkv.weight[:w], self.qkv.bias[:w])
+            k, v = F.linear(h, self.qkv.weight[w:], self.qkv.bias[w:]).split(w, dim=2)
+            x = x[:, -1:]
+        else:
+            q, k, v = self.qkv(h).split(w, dim=2)
+        tq = q.shape[1]
+        q, k, v = (z.reshape(n, z.shape[1], self.heads, w // self.heads).transpose(1, 2) for z in (q, k, v))
         scores = q @ k.transpose(-2, -1) / math.sqrt(w // self.heads)
-        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        attn = scores.masked_fill(mask, float("-inf")).softmax(-1)  # (n, heads, t, t), causal
-        self.last_attention = attn.detach()
-        y = (attn @ v).transpose(1, 2).reshape(n, t, w)
+        if last_query_only:  # the last position sees every token: no mask
+            attn = scores.softmax(-1)
+        else:
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+            attn = scores.masked_fill(mask, float("-inf")).softmax(-1)  # (n, heads, t, t), causal
+            self.last_attention = attn.detach()
+        y = (attn @ v).transpose(1, 2).reshape(n, tq, w)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -184,10 +198,13 @@ class GrokkingTransformer(nn.Module):
         self.ln = nn.LayerNorm(width)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, tokens):
+    def forward(self, tokens, keep_attention: bool = True):
+        """Logits ``(n, num_classes)`` for ``tokens`` ``(n, t)``. With ``keep_attention=False``
+        (used for the training steps) the last block computes only the position that
+        predicts, about a third less work, and :meth:`attention_maps` is not updated."""
         x = self.embed(tokens) + self.pos[: tokens.shape[1]]
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, last_query_only=not keep_attention and i == len(self.blocks) - 1)
         return self.head(self.ln(x[:, -1]))
 
     def attention_maps(self):
@@ -317,7 +334,7 @@ def train_grokking(
             order, pos = torch.randperm(len(X), generator=generator), 0
         idx = order[pos:pos + batch_size].to(dev)
         pos += batch_size
-        loss = F.cross_entropy(model(X[idx]), y[idx])
+        loss = F.cross_entropy(model(X[idx], keep_attention=False), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

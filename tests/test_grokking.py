@@ -76,6 +76,22 @@ def test_transformer_predicts_one_answer_per_equation():
     assert torch.all(maps[0].triu(1) == 0) and torch.allclose(maps[0].sum(-1), torch.ones(5, 4, 4))
 
 
+def test_training_forward_without_attention_maps_gives_the_same_logits_and_gradients():
+    torch.manual_seed(0)
+    model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
+    tokens, y = torch.randint(0, 13, (16, 4)), torch.randint(0, 11, (16,))
+    full = torch.nn.functional.cross_entropy(model(tokens), y)
+    grads_full = torch.autograd.grad(full, list(model.parameters()))
+    maps_before = [m.clone() for m in model.attention_maps()]
+    fast = torch.nn.functional.cross_entropy(model(tokens, keep_attention=False), y)
+    grads_fast = torch.autograd.grad(fast, list(model.parameters()))
+    assert fast.item() == pytest.approx(full.item(), abs=1e-6)
+    for g_full, g_fast in zip(grads_full, grads_fast):
+        assert torch.allclose(g_full, g_fast, atol=1e-6)
+    # the maps of the last full forward pass are kept, not overwritten by the fast one
+    assert all(torch.equal(a, b) for a, b in zip(maps_before, model.attention_maps()))
+
+
 def test_attention_entropy_is_between_zero_and_its_causal_maximum():
     model = GrokkingTransformer(vocab_size=13, num_classes=11, width=32, heads=4)
     model(torch.randint(0, 13, (8, 4)))
