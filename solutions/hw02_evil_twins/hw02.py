@@ -191,14 +191,18 @@ def kernel_scores(Z, y, train):
     return scores.mean(1)
 
 
-def ensemble_scores(X, y, train):
-    """The mean of three kernel classifiers on different HOG-like features."""
+def feature_sets(X):
+    """Three HOG-like feature sets of every digit's moved versions, each ``(n, versions, d)``."""
     versions = [moved(X, *move) for move in MOVES]
     variants = (lambda V: hog(features(V)),
                 lambda V: hog(V, bins=8, signed=True),
                 lambda V: hog(features(V), bins=12, signed=True))
-    return sum(kernel_scores(torch.stack([f(V) for V in versions], 1), y, train)
-               for f in variants) / len(variants)
+    return [torch.stack([f(V) for V in versions], 1) for f in variants]
+
+
+def ensemble_scores(feature_sets, y, train):
+    """The mean of the kernel classifiers on the given feature sets."""
+    return sum(kernel_scores(Z, y, train) for Z in feature_sets) / len(feature_sets)
 
 
 def surprise(S, y):
@@ -237,11 +241,12 @@ def find_evil_twins(images, labels):
     lonely = ~conflict
     # First pass, then train again without the digits that already look mislabelled
     # and with one good twin of each disagreeing group.
-    S = ensemble_scores(X, y, train)
+    Z = feature_sets(X)  # the same for both passes
+    S = ensemble_scores(Z, y, train)
     train = train & ~(lonely & (surprise(S, y) > FIRST_PASS_SURPRISE))
     for members, good in good_labels(S, y, groups, conflict):
         train[members[y[members] == good][0]] = True
-    S = ensemble_scores(X, y, train)
+    S = ensemble_scores(Z, y, train)
     flagged = set()
     for members, good in good_labels(S, y, groups, conflict):
         flagged.update(int(i) for i in members if y[i] != good)
