@@ -12,7 +12,7 @@ The modules, and the lesson that teaches each:
 - :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 03)
 - :mod:`noisylabels.weighting`: resampling, class and loss-based weights, noise adaptation (lesson 04)
 - :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 05)
-- :mod:`noisylabels.evil_twins`: homework 2's grading data, scoring rule and sandboxed runner
+- :mod:`noisylabels.evil_twins`: homework 2's data generator (the grading rules live in ``autograder/``)
 """
 
 from .data import (
@@ -30,11 +30,7 @@ from .data import (
     write_idx_labels,
 )
 from .evil_twins import (
-    count_errors,
     make_evil_twin_set,
-    parse_indices,
-    run_submission,
-    score_errors,
     write_evil_twin_files,
 )
 from .losses import (
@@ -117,6 +113,35 @@ from .weighting import (
     oversample_indices,
     smote_oversample,
     undersample_indices,
+)
+
+from .detection import (
+    EvilTwinFile,
+    SubsetVotes,
+    TrainingSignals,
+    aum_scores,
+    confident_joint,
+    confident_learning_issues,
+    cross_val_pred_probs,
+    duplicate_pairs,
+    early_loss_scores,
+    exact_duplicate_groups,
+    final_loss_scores,
+    judge_twin_pairs,
+    label_margins,
+    loss_trajectory_scores,
+    per_class_thresholds,
+    plant_evil_twins,
+    precision_recall_at_k,
+    precision_recall_curve_points,
+    rank_by_self_confidence,
+    ranking_report,
+    record_training_signals,
+    retrain_test_accuracy,
+    self_confidence,
+    shift_tolerant_distances,
+    subset_votes,
+    train_classifier,
 )
 
 __version__ = "0.1.0"

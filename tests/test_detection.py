@@ -1,0 +1,172 @@
+"""Finding mislabeled examples (noisylabels.detection, lesson 06) on small planted problems."""
+
+import numpy as np
+import pytest
+import torch
+
+import noisylabels as nl
+from noisylabels import detection as d
+
+
+def _blobs_with_flips(n=300, flip=0.2, seed=0):
+    """Three well-separated Gaussian blobs in 2-D; a fraction ``flip`` of labels moved to another class."""
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 3, n)
+    centers = np.array([[0, 4], [4, -2], [-4, -2]], dtype=np.float32)
+    X = (centers[y_true] + rng.normal(0, 0.8, (n, 2))).astype(np.float32)
+    y_noisy, is_mislabeled = nl.corrupt_labels(y_true, flip, 3, kind="flip", seed=seed)
+    return X, y_true, y_noisy, is_mislabeled
+
+
+def _random_pred_probs(n=400, num_classes=5, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, num_classes, n)
+    logits = rng.normal(0, 1, (n, num_classes))
+    logits[np.arange(n), labels] += rng.choice([3.0, -1.0], n, p=[0.8, 0.2])
+    pred_probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return pred_probs, labels
+
+
+def test_label_margin_is_given_logit_minus_largest_other_and_negative_when_another_class_wins():
+    logits = np.array([[3.0, 1.0, 0.5], [0.0, 2.0, 1.0]])
+    margins = d.label_margins(logits, np.array([0, 0]))
+    assert np.allclose(margins, [2.0, -2.0])
+    as_tensor = d.label_margins(torch.tensor(logits), torch.tensor([2, 1]))
+    assert torch.allclose(as_tensor, torch.tensor([-2.5, 1.0], dtype=as_tensor.dtype))
+
+
+def test_training_signals_have_one_row_an_epoch_and_early_loss_and_aum_find_planted_flips():
+    X, y_true, y_noisy, is_mislabeled = _blobs_with_flips()
+    signals = d.record_training_signals(X, y_noisy, X, y_true, hidden=(64,), num_epochs=8, lr=0.05,
+                                        batch_size=32)
+    assert signals.losses.shape == signals.margins.shape == (8, len(y_noisy))
+    assert len(signals.train_acc) == len(signals.test_acc) == 8
+    for scores in (d.early_loss_scores(signals.losses, 3), d.aum_scores(signals.margins),
+                   d.loss_trajectory_scores(signals.losses)):
+        report = d.ranking_report(scores, is_mislabeled)
+        assert report["precision"] >= 0.85 and report["auroc"] >= 0.95, report
+
+
+def test_suspicion_scores_summarize_the_loss_and_margin_curves():
+    losses = np.array([[1.0, 4.0], [3.0, 2.0], [5.0, 0.0]])
+    assert np.allclose(d.final_loss_scores(losses), [5.0, 0.0])
+    assert np.allclose(d.early_loss_scores(losses, 2), [2.0, 3.0])
+    assert np.allclose(d.loss_trajectory_scores(losses), [3.0, 2.0])
+    assert np.allclose(d.aum_scores(-losses), [3.0, 2.0])
+
+
+def test_cross_validated_probabilities_are_out_of_sample_so_flipped_labels_get_low_confidence():
+    X, _, y_noisy, is_mislabeled = _blobs_with_flips()
+    pred_probs = d.cross_val_pred_probs(X, y_noisy, num_folds=3, num_classes=3, hidden=(32,), num_epochs=30,
+                                        lr=0.01, batch_size=32)
+    assert pred_probs.shape == (len(y_noisy), 3) and np.allclose(pred_probs.sum(1), 1, atol=1e-5)
+    conf = d.self_confidence(pred_probs, y_noisy)
+    assert np.median(conf[is_mislabeled]) < 0.2 < 0.6 < np.median(conf[~is_mislabeled])
+
+
+def test_cross_validation_with_groups_keeps_each_group_in_one_fold(monkeypatch):
+    X, _, y_noisy, _ = _blobs_with_flips(n=120)
+    groups = np.arange(len(y_noisy)) // 2  # pairs
+    seen_train = []
+
+    def fake_train(X_, y_, **kwargs):
+        seen_train.append(set(map(tuple, X_.tolist())))
+        return nl.MLP(2, (4,), 3)
+
+    monkeypatch.setattr(d, "train_classifier", fake_train)
+    d.cross_val_pred_probs(X, y_noisy, num_folds=4, groups=groups, num_classes=3)
+    for trained in seen_train:
+        inside = np.array([tuple(x) in trained for x in X.tolist()])
+        assert (inside[0::2] == inside[1::2]).all(), "a pair was split between training and held-out"
+
+
+def test_subset_votes_hold_out_a_third_each_run_and_flipped_labels_collect_the_votes():
+    X, _, y_noisy, is_mislabeled = _blobs_with_flips()
+    votes = d.subset_votes(X, y_noisy, num_runs=6, num_classes=3, hidden=(32,), num_epochs=30, lr=0.01,
+                           batch_size=32)
+    assert votes.held_out.sum() == 6 * (len(y_noisy) - round(2 / 3 * len(y_noisy)))
+    assert (votes.votes <= votes.held_out).all()
+    held = votes.held_out > 0
+    assert votes.vote_fraction[is_mislabeled & held].mean() > 0.8
+    assert votes.vote_fraction[~is_mislabeled & held].mean() < 0.1
+
+
+def test_confident_learning_by_hand_matches_cleanlab_step_by_step():
+    from cleanlab.count import compute_confident_joint, get_confident_thresholds
+    from cleanlab.filter import find_label_issues
+
+    for seed in range(3):
+        pred_probs, labels = _random_pred_probs(seed=seed)
+        thresholds = d.per_class_thresholds(pred_probs, labels)
+        assert thresholds.shape == (5,)
+        assert np.allclose(thresholds, get_confident_thresholds(labels, pred_probs))
+        joint = d.confident_joint(pred_probs, labels)
+        assert joint.shape == (5, 5)
+        assert (joint == compute_confident_joint(labels, pred_probs, calibrate=False)).all()
+        issues = d.confident_learning_issues(pred_probs, labels)
+        expected = find_label_issues(labels, pred_probs, filter_by="confident_learning")
+        assert issues.any() and (issues == expected).all()
+        ranked = d.rank_by_self_confidence(issues, pred_probs, labels)
+        expected_ranked = find_label_issues(labels, pred_probs, filter_by="confident_learning",
+                                            return_indices_ranked_by="self_confidence")
+        assert list(ranked) == list(expected_ranked)
+
+
+def test_precision_recall_and_auroc_of_a_ranking():
+    is_mislabeled = np.array([1, 1, 0, 0, 0, 0], dtype=bool)
+    perfect = np.array([6, 5, 4, 3, 2, 1])
+    assert d.ranking_report(perfect, is_mislabeled) == {"precision": 1.0, "recall": 1.0, "auroc": 1.0}
+    half = np.array([6, 1, 5, 4, 3, 2])  # one hit in the top two, one at the bottom
+    assert d.precision_recall_at_k(half, is_mislabeled) == (0.5, 0.5)
+    assert d.ranking_report(half, is_mislabeled)["auroc"] == pytest.approx(0.5)
+    precision, recall = d.precision_recall_curve_points(half, is_mislabeled)
+    assert np.allclose(precision, [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 2 / 6])
+    assert np.allclose(recall, [0.5, 0.5, 0.5, 0.5, 0.5, 1.0])
+
+
+def test_retrain_uses_only_the_kept_examples():
+    X, y_true, _, _ = _blobs_with_flips(flip=0.0)
+    everything = d.retrain_test_accuracy(X, y_true, X, y_true, num_classes=3, hidden=(16,), num_epochs=20,
+                                         lr=0.01, batch_size=32)
+    one_class = d.retrain_test_accuracy(X, y_true, X, y_true, keep=y_true == 0, num_classes=3, hidden=(16,),
+                                        num_epochs=20, lr=0.01, batch_size=32)
+    assert everything > 0.95
+    assert one_class == pytest.approx((y_true == 0).mean())
+
+
+def _small_images(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, 8, 8), dtype=np.float32)
+    X[:, 1:7, 1:7] = rng.random((n, 6, 6)) * (rng.random((n, 6, 6)) < 0.5)  # a blank border
+    return X, rng.integers(0, 10, n)
+
+
+def test_planted_evil_twins_are_copies_with_another_label_and_absent_good_twins_are_marked():
+    X, y = _small_images(200)
+    f = d.plant_evil_twins(X, y, size=80, n_twins=12, absent=3, seed=1)
+    assert f.images.shape == (80, 8, 8) and f.is_evil_twin.sum() == 12
+    assert sorted(f.good_twin) == list(np.flatnonzero(f.is_evil_twin))
+    assert sum(g == -1 for g in f.good_twin.values()) == 3
+    D = d.shift_tolerant_distances(f.images)
+    for evil, good in f.good_twin.items():
+        if good >= 0:
+            assert f.labels[evil] != f.labels[good]
+            assert D[evil, good] < 0.5 * np.median(D.min(1)[~f.is_evil_twin])
+
+
+def test_exact_hashes_find_only_exact_copies_and_the_shift_tolerant_distance_finds_moved_ones():
+    X, _ = _small_images(10)
+    images = np.concatenate([X, X[[0]], d._shift(X[1], 0, 1)[None]])  # 10 = copy of 0, 11 = moved copy of 1
+    assert d.exact_duplicate_groups(images) == [[0, 10]]
+    plain = np.sqrt(((images[11] - images[1]) ** 2).sum())
+    D = d.shift_tolerant_distances(images, max_shift=1)
+    assert plain > 0.5 and D[1, 11] == pytest.approx(0.0, abs=1e-6)
+    assert np.allclose(D, D.T) and np.isinf(np.diag(D)).all()
+    assert set(d.duplicate_pairs(D, 1e-3)) == {(0, 10), (1, 11)}
+
+
+def test_judging_a_pair_flags_the_twin_whose_label_the_model_finds_less_likely():
+    pred_probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
+    labels = np.array([0, 1, 0, 1])
+    assert d.judge_twin_pairs([(0, 1), (2, 3)], labels, pred_probs) == [1, 2]
+    assert d.judge_twin_pairs([(0, 2)], labels, pred_probs) == []  # same label: not a conflict
