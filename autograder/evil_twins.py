@@ -1,119 +1,272 @@
 """Grade homework 2 ("evil twins") submissions outside nbgrader.
 
-    python -m autograder.evil_twins SUBMISSIONS_DIR --data digits_ubyte.gz \\
-        --labels labels_ubyte.gz --key key.txt --out grades.csv [--time-limit 3m] [--jobs N]
+    python -m autograder.evil_twins SUBMISSIONS_DIR --final instructor/hw02_evil_twins
+        [--out hw02_grades.csv] [--time-limit 3m] [--jobs 1] [--unsafe-sandbox]
+    python -m autograder.evil_twins SUBMISSIONS_DIR --data D --labels L --key K [...]
 
-``SUBMISSIONS_DIR/<student>/hw02.py`` is run for every student, exactly as the homework's
-rules say (``timeout -k 1s 3m python3 hw02.py --data ... --labels ...``) in a sandbox
-(:func:`noisylabels.evil_twins.run_submission`). ``--data``, ``--labels`` and ``--key``
-may be repeated for several data sets: the score is the mean of their scores.
-``grades.csv`` gets one row per student as soon as the student is graded
-(``student, errors, missed, false_flags, score, status, seconds``); rerun after an
-interruption, it keeps the rows already written and grades only the others. The reasons
-for a score of 0 are printed and written to ``<out>.log``.
+``SUBMISSIONS_DIR/<student>/hw02.py`` is run for every student exactly as the homework's
+rules say (``timeout -k 1s 3m python3 hw02.py --data ... --labels ...``) in the isolated
+sandbox (:mod:`autograder.sandbox`, :mod:`autograder.hw02_rules`), once per final data
+set; the score is the mean of the sets' scores. The keys never leave this process.
+
+The grades file gets one row per student as soon as the student is graded, written
+atomically. A rerun after an interruption checks the file (header, complete and valid
+rows, no duplicates, the same submission and the same grading data as recorded) and
+grades again every student whose row is missing or not trustworthy. Reasons for zeros
+go to ``<out>.log``. Problems of the grader's own (a missing or malformed data or key
+file, no sandbox) stop it before any student is graded, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import hashlib
+import io
 import os
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from noisylabels.evil_twins import (
-    DEFAULT_TIME_LIMIT,
-    Grade,
-    course_helpers,
-    grade_submission,
-    parse_time_limit,
-    read_key,
-)
+from . import sandbox
+from .author_block import check_author_block
+from .hw02_data import load_final_sets, validate_set
+from .hw02_rules import (DEFAULT_TIME_LIMIT, MAX_PROGRAM_BYTES, STATUSES, Grade, course_helpers,
+                         grade_submission, parse_time_limit)
 
-COLUMNS = ["student", "errors", "missed", "false_flags", "score", "status", "seconds"]
+COLUMNS = ["student", "errors", "missed", "false_flags", "score", "status", "seconds",
+           "author_block", "sandbox", "submission_sha256", "grading_data"]
+DEFAULT_OUT = "hw02_grades.csv"
 
 
-def already_graded(out: Path) -> set:
-    """Students that ``out`` already has a row for."""
-    if not out.exists():
-        return set()
-    with open(out, newline="") as fh:
-        return {row["student"] for row in csv.DictReader(fh) if row.get("student")}
+class GraderError(Exception):
+    """A problem of the grader's own (its inputs, its machine): nothing is recorded for it."""
+
+
+# ----------------------------------------------------------------------------- inputs
+def grading_fingerprint(sets, helpers) -> str:
+    """A short hash of the grading data, keys and helpers: rows graded on other data are redone."""
+    h = hashlib.sha256()
+    for s in sets:
+        for path in (s.data, s.labels):
+            h.update(sandbox.file_digest(path).encode())
+        h.update(",".join(map(str, s.evil)).encode())
+    for helper in helpers:
+        h.update(sandbox.file_digest(helper).encode())
+    return h.hexdigest()[:16]
+
+
+def submission_digest(program: Path) -> str:
+    try:
+        return sandbox.file_digest(program)
+    except OSError:
+        return "missing"
 
 
 def find_students(submissions: Path) -> list:
     return sorted(p.name for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def grade_all(submissions, datasets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=None,
-              helpers=None, scratch_root=None, limits=None, log=print) -> list:
-    """Grade every student folder of ``submissions`` not yet in ``out``; return the new rows.
+# ----------------------------------------------------------------------------- the grades file
+def _valid_row(row: dict) -> str | None:
+    """Why a row of the grades file cannot be trusted, or ``None``."""
+    if None in row or any(row.get(c) is None for c in COLUMNS):
+        return "incomplete row"
+    if not row["student"]:
+        return "no student"
+    if row["status"] not in STATUSES:
+        return f"unknown status {row['status']!r}"
+    try:
+        score = float(row["score"])
+        float(row["seconds"])
+        for c in ("errors", "missed", "false_flags"):
+            if row[c] != "":
+                int(row[c])
+    except ValueError:
+        return "a number that does not parse"
+    if not 0.0 <= score <= 100.0:
+        return f"score {score} out of range"
+    if row["status"] != "ok" and score != 0.0 and not row["errors"]:
+        return "a non-zero score without a run"
+    return None
 
-    ``datasets`` is a list of ``(data_path, labels_path, key_path)``.
+
+def read_trusted_rows(out: Path, fingerprint: str, digests: dict, log=print) -> dict:
+    """The rows of ``out`` that can be kept: ``{student: row}``; everything else is regraded."""
+    if not out.exists() or out.stat().st_size == 0:
+        return {}
+    text = out.read_text(errors="replace")
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames != COLUMNS:
+        log(f"{out}: its header is not this grader's ({', '.join(COLUMNS)}); every student is "
+            f"graded again (the old file is kept as {out.name}.bad)")
+        os.replace(out, out.with_name(out.name + ".bad"))
+        return {}
+    rows, counts = [], {}
+    for row in reader:
+        rows.append(row)
+        counts[row.get("student")] = counts.get(row.get("student"), 0) + 1
+    trusted = {}
+    for row in rows:
+        student = row.get("student")
+        problem = _valid_row(row)
+        if problem is None and counts[student] > 1:
+            problem = "more than one row"
+        if problem is None and row["grading_data"] != fingerprint:
+            problem = "graded on other data"
+        if problem is None and student in digests and row["submission_sha256"] != digests[student]:
+            problem = "hw02.py changed since it was graded"
+        if problem is None and student not in digests:
+            problem = "no such student folder"
+        if problem:
+            log(f"{out}: row for {student!r} not kept ({problem}); graded again")
+        else:
+            trusted[student] = row
+    return trusted
+
+
+def write_rows_atomically(out: Path, rows: list) -> None:
+    """Replace ``out`` by ``rows`` (sorted by student) in one step: never half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, COLUMNS)
+            writer.writeheader()
+            writer.writerows(sorted(rows, key=lambda r: r["student"]))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def grade_row(student: str, grade: Grade, author: str, digest: str, fingerprint: str) -> dict:
+    def blank(v):
+        return "" if v is None else v
+
+    return dict(student=student, errors=blank(grade.errors), missed=blank(grade.missed),
+                false_flags=blank(grade.false_flags), score=f"{grade.score:.1f}", status=grade.status,
+                seconds=f"{grade.seconds:.1f}", author_block=author,
+                sandbox="isolated" if grade.isolated else "unsafe",
+                submission_sha256=digest, grading_data=fingerprint)
+
+
+def author_block_of(program: Path):
+    """The author-block check of a submission (``missing`` when unreadable)."""
+    try:
+        source = program.read_bytes()[:MAX_PROGRAM_BYTES].decode("utf-8", "replace")
+    except OSError:
+        return "missing", "no hw02.py"
+    block = check_author_block(source)
+    return block.status, block.reason
+
+
+# ----------------------------------------------------------------------------- grading
+def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, helpers=None,
+              limits=None, unsafe=False, log=print) -> list:
+    """Grade every student of ``submissions`` without a trusted row in ``out``; return the new rows.
+
+    ``sets`` are :class:`autograder.hw02_data.FinalSet` (checked data, labels and key).
+    Raises :class:`GraderError` for the grader's own problems, before grading anyone.
     """
     submissions, out = Path(submissions), Path(out)
-    sets = [(Path(d), Path(lab), read_key(k)) for d, lab, k in datasets]
+    if not submissions.is_dir():
+        raise GraderError(f"{submissions}: no such folder of submissions")
+    if not sets:
+        raise GraderError("no grading data given")
     helpers = course_helpers() if helpers is None else [Path(h) for h in helpers]
-    done = already_graded(out)
-    todo = [s for s in find_students(submissions) if s not in done]
+    for helper in helpers:
+        if not helper.is_file():
+            raise GraderError(f"helper {helper}: no such file")
+    if not unsafe and sandbox.sandbox_problem():
+        raise GraderError(f"cannot isolate the submissions: {sandbox.sandbox_problem()}. Fix that, "
+                          f"or pass --unsafe-sandbox to run them with plain limits as this user "
+                          f"(recorded as 'unsafe' in every row)")
+    parse_time_limit(time_limit)
+    fingerprint = grading_fingerprint(sets, helpers)
+    students = find_students(submissions)
+    digests = {s: submission_digest(submissions / s / "hw02.py") for s in students}
+    kept = read_trusted_rows(out, fingerprint, digests, log=log)
+    todo = [s for s in students if s not in kept]
+    rows = dict(kept)
     lock = threading.Lock()
-    new_file = not out.exists() or out.stat().st_size == 0
-    if new_file:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="") as fh:
-            csv.DictWriter(fh, COLUMNS).writeheader()
+    write_rows_atomically(out, list(rows.values()))
     log_path = out.with_name(out.name + ".log")
-    if done:
-        log(f"{len(done)} students already in {out}; grading the other {len(todo)}")
-    rows = []
+    if kept:
+        log(f"{len(kept)} students already graded in {out}; grading the other {len(todo)}")
+    datasets = [(s.data, s.labels, s.evil, s.n_digits) for s in sets]
+    new_rows = []
 
     def one(student):
         program = submissions / student / "hw02.py"
-        if not program.is_file():
-            grade = Grade(status="crashed", score=0.0, reason="no hw02.py in the submission")
-        else:
-            grade = grade_submission(program, sets, time_limit=time_limit, helpers=helpers,
-                                     scratch_root=scratch_root, limits=limits)
-        row = grade.row(student)
+        author, author_reason = author_block_of(program)
+        grade = grade_submission(program, datasets, time_limit=time_limit, helpers=helpers,
+                                 limits=limits, unsafe=unsafe)
+        row = grade_row(student, grade, author, digests[student], fingerprint)
+        line = f"{student}: {row['score']} % ({row['status']})"
+        if grade.reason:
+            line += f": {grade.reason}"
+        if author != "ok":
+            line += f"; author block {author}: {author_reason}"
         with lock:
-            with open(out, "a", newline="") as fh:
-                csv.DictWriter(fh, COLUMNS).writerow(row)
-            line = f"{student}: {row['score']} % ({row['status']})"
-            if grade.reason:
-                line += f": {grade.reason}"
+            rows[student] = row
+            write_rows_atomically(out, list(rows.values()))
             with open(log_path, "a") as fh:
                 fh.write(line + "\n")
                 if grade.status == "crashed" and grade.stderr_tail:
                     fh.write("    " + grade.stderr_tail.strip()[-800:].replace("\n", "\n    ") + "\n")
             log(line)
-            rows.append(row)
+            new_rows.append(row)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
-        list(pool.map(one, todo))
-    return rows
+    with ThreadPoolExecutor(max_workers=max(1, jobs or 1)) as pool:
+        for future in [pool.submit(one, s) for s in todo]:
+            future.result()  # the grader's own errors stop the run; rows written so far stay
+    return new_rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.evil_twins", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m autograder.evil_twins",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions", help="folder of <student>/hw02.py")
-    parser.add_argument("--data", action="append", required=True, help="IDX digits file (repeatable)")
-    parser.add_argument("--labels", action="append", required=True, help="IDX labels file (repeatable)")
-    parser.add_argument("--key", action="append", required=True, help="answer key file (repeatable)")
-    parser.add_argument("--out", default="grades.csv", help="grades CSV (default grades.csv)")
+    parser.add_argument("--final", default=None,
+                        help="instructor folder with set*/ (from python -m autograder.hw02_data make-final)")
+    parser.add_argument("--data", action="append", default=[], help="IDX digits file (repeatable)")
+    parser.add_argument("--labels", action="append", default=[], help="IDX labels file (repeatable)")
+    parser.add_argument("--key", action="append", default=[], help="answer key file (repeatable)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"grades CSV (default {DEFAULT_OUT})")
     parser.add_argument("--time-limit", default=DEFAULT_TIME_LIMIT,
                         help="timeout duration for each run (default 3m: `timeout -k 1s 3m`)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(),
-                        help="submissions graded in parallel (default: the number of cores)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="submissions graded at once (default 1: each program gets the machine's cores)")
     parser.add_argument("--helper", action="append", default=None,
-                        help="file copied next to hw02.py (default: the course's mnist_util.py)")
+                        help="file placed next to hw02.py (default: the course's mnist_util.py)")
+    parser.add_argument("--unsafe-sandbox", action="store_true",
+                        help="where namespaces are unavailable: run with plain limits as this user "
+                             "(weaker; recorded in every row)")
     args = parser.parse_args(argv)
-    if not (len(args.data) == len(args.labels) == len(args.key)):
-        parser.error("give as many --data as --labels and --key")
-    parse_time_limit(args.time_limit)
-    rows = grade_all(args.submissions, list(zip(args.data, args.labels, args.key)), args.out,
-                     time_limit=args.time_limit, jobs=args.jobs, helpers=args.helper)
+    try:
+        if args.final and (args.data or args.labels or args.key):
+            raise GraderError("give --final or --data/--labels/--key, not both")
+        if args.final:
+            sets = load_final_sets(args.final)
+        else:
+            if not args.data or not (len(args.data) == len(args.labels) == len(args.key)):
+                raise GraderError("give --final DIR, or as many --data as --labels and --key")
+            sets = [validate_set(d, lab, k) for d, lab, k in zip(args.data, args.labels, args.key)]
+        parse_time_limit(args.time_limit)
+        rows = grade_all(args.submissions, sets, args.out, time_limit=args.time_limit, jobs=args.jobs,
+                         helpers=args.helper, unsafe=args.unsafe_sandbox)
+    except (GraderError, ValueError, FileNotFoundError, sandbox.SandboxUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was recorded for this problem; grades already in the file are kept", file=sys.stderr)
+        return 2
     print(f"graded {len(rows)} submissions; grades in {args.out}")
     return 0
 

@@ -12,7 +12,7 @@ The modules, and the lesson that teaches each:
 - :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 03)
 - :mod:`noisylabels.weighting`: resampling, class and loss-based weights, noise adaptation (lesson 04)
 - :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 05)
-- :mod:`noisylabels.evil_twins`: homework 2's grading data, scoring rule and sandboxed runner
+- :mod:`noisylabels.evil_twins`: homework 2's data generator (the grading rules live in ``autograder/``)
 - :mod:`noisylabels.detection`: finding mislabeled examples: training signals, out-of-sample votes,
   confident learning, evil twins (lesson 06)
 """
@@ -32,11 +32,7 @@ from .data import (
     write_idx_labels,
 )
 from .evil_twins import (
-    count_errors,
     make_evil_twin_set,
-    parse_indices,
-    run_submission,
-    score_errors,
     write_evil_twin_files,
 )
 from .losses import (

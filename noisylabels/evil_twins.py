@@ -1,65 +1,37 @@
-"""Homework 2, "evil twins": grading data, the scoring rule and the sandboxed runner.
-
-Used by the homework's source notebook (``solutions/hw02_evil_twins``), its hidden
-grade cell, the outside-nbgrader grader ``python -m autograder.evil_twins`` and
-``benchmarks/evil_twins.py``.
+"""Homework 2, "evil twins": the data generator the homework and lesson 06 use.
 
 An *evil twin* is a digit that looks the same as another digit of the file (an exact
 copy, or a near copy: a little pixel noise or a one-pixel shift) but carries a
 different, wrong label. Its good twin may also be absent from the file, leaving a
-plain mislabelled digit. The student's ``hw02.py`` prints the indices it believes are
-evil twins; errors = missed twins + flagged non-twins; the first 3 errors are free,
-then 5 % off each.
+plain mislabelled digit.
 
-Instructor command that writes a new grading set (IDX files, gzipped, plus the key)::
+Students can make practice files (the answers are in ``key.txt``)::
 
-    python -m noisylabels.evil_twins make-data OUT_DIR --seed 2026 --size 165 \\
-        --twins 15 --kind mixed
+    python -m noisylabels.evil_twins make-data OUT_DIR --seed 1 --kind absent
 
-It writes ``OUT_DIR/digits_ubyte.gz``, ``OUT_DIR/labels_ubyte.gz`` and
-``OUT_DIR/key.txt`` (the evil twins' indices, one line, comma separated). Keep the
-key away from the submissions (see ``autograder/README.md``).
+The grading rules, the sandboxed runner and the instructor's secret final data are not
+here but in ``autograder/`` (``hw02_rules.py``, ``hw02_data.py``): the teaching library
+is what students may read and run.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import resource
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .data import read_idx_labels, write_idx_images, write_idx_labels
+from .data import write_idx_images, write_idx_labels
 
 __all__ = [
     "TWIN_KINDS",
     "HW02",
-    "FREE_ERRORS",
-    "PENALTY_PER_ERROR",
-    "DEFAULT_TIME_LIMIT",
-    "TIME_LIMIT_ENV",
     "EvilTwinSet",
     "make_evil_twin_set",
     "write_evil_twin_files",
+    "DEBUG_SETTINGS",
     "make_debugging_files",
-    "read_key",
-    "count_errors",
-    "score_errors",
-    "parse_indices",
-    "RunResult",
-    "timeout_command",
-    "run_submission",
-    "grade_submission",
-    "grade_in_notebook",
     "STUDENT_STUB",
     "write_student_stub",
     "nbgrader_post_generate_hook",
@@ -72,13 +44,6 @@ HW02 = "hw02_evil_twins"
 #: shift), copies whose good twin is absent, a mix of the three, or no twins at all.
 TWIN_KINDS = ("exact", "near", "absent", "mixed", "none")
 
-FREE_ERRORS = 3
-PENALTY_PER_ERROR = 5.0  # percent
-
-#: The seed's rule: ``timeout -k 1s 3m python3 hw02.py ...``.
-DEFAULT_TIME_LIMIT = "3m"
-#: Environment variable that shortens (or lengthens) the limit, for tests only.
-TIME_LIMIT_ENV = "NOISYLABELS_HW02_TIME_LIMIT"
 
 DATA_NAME = "digits_ubyte.gz"
 LABELS_NAME = "labels_ubyte.gz"
@@ -225,424 +190,6 @@ def make_debugging_files(out_dir):
     return evil
 
 
-def read_key(path) -> list:
-    """The evil-twin indices of a key file (comma- or whitespace-separated integers)."""
-    text = Path(path).read_text()
-    return sorted({int(t) for t in re.split(r"[\s,]+", text.strip()) if t})
-
-
-# ----------------------------------------------------------------------------- scoring
-def count_errors(flagged, evil):
-    """``(errors, missed, false_flags)``: missed evil twins plus flagged non-twins."""
-    flagged, evil = set(int(i) for i in flagged), set(int(i) for i in evil)
-    missed = len(evil - flagged)
-    false_flags = len(flagged - evil)
-    return missed + false_flags, missed, false_flags
-
-
-def score_errors(errors: int) -> float:
-    """The homework's score in percent: the first 3 errors free, then 5 % off each, never below 0."""
-    return max(0.0, 100.0 - PENALTY_PER_ERROR * max(0, int(errors) - FREE_ERRORS))
-
-
-_INDEX_LIST = re.compile(r"^\s*\[?\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*\]?\s*$")
-
-
-def parse_indices(stdout: str, n: int | None = None):
-    """The indices a submission printed, or raise ``ValueError`` with the reason.
-
-    The answer is the last non-empty line of standard output: integers separated by
-    commas (``2, 3, 12``; brackets allowed, as Python prints a list). An empty output
-    or an empty last line ``""`` / ``[]`` means "no evil twins". Indices must lie in
-    ``0 .. n-1`` when ``n`` is given; repeats count once.
-    """
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        return []
-    last = lines[-1].strip()
-    if not _INDEX_LIST.match(last):
-        shown = last if len(last) <= 80 else last[:77] + "..."
-        raise ValueError(f"the last line of output is not a comma-separated list of integers: {shown!r}")
-    values = sorted({int(t) for t in re.findall(r"\d+", last)})
-    if n is not None:
-        bad = [v for v in values if v >= n]
-        if bad:
-            raise ValueError(f"index {bad[0]} is out of range (the file has {n} digits, 0 to {n - 1})")
-    return values
-
-
-# ----------------------------------------------------------------------------- running a submission
-KB, MB, GB = 1024, 1024 ** 2, 1024 ** 3
-
-#: Limits on every run of a submission (all can be changed per call).
-DEFAULT_LIMITS = dict(
-    memory=6 * GB,          # RLIMIT_AS: address space of each process
-    processes=256,          # at most this many processes / threads alive at once
-    file_size=64 * MB,      # RLIMIT_FSIZE: largest file it may write (its stdout included)
-    output=1 * MB,          # standard output read (more is "bad_output")
-)
-
-STATUSES = ("ok", "timeout", "crashed", "bad_output")
-
-
-@dataclass
-class RunResult:
-    """What one run of a submission did: ``status`` is one of :data:`STATUSES`."""
-
-    status: str
-    flagged: list | None = None
-    seconds: float = 0.0
-    reason: str = ""
-    returncode: int | None = None
-    stderr_tail: str = ""
-
-
-def parse_time_limit(text) -> float:
-    """Seconds in a ``timeout`` duration: ``"3m"`` -> 180, ``"20s"`` -> 20, ``"1.5"`` -> 1.5."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*", str(text))
-    if not m:
-        raise ValueError(f"not a timeout duration: {text!r} (use e.g. 3m, 90s)")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def describe_time_limit(text) -> str:
-    """``"3m"`` -> ``"3 minutes"``, ``"20s"`` -> ``"20 seconds"``."""
-    seconds = parse_time_limit(text)
-    if seconds >= 60 and seconds % 60 == 0:
-        minutes = int(seconds // 60)
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
-    return f"{seconds:g} seconds"
-
-
-def current_time_limit(time_limit=None) -> str:
-    """``time_limit`` if given, else ``$NOISYLABELS_HW02_TIME_LIMIT``, else ``"3m"``."""
-    limit = time_limit or os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT
-    parse_time_limit(limit)
-    return str(limit)
-
-
-def timeout_command(data: str, labels: str, time_limit=None, program: str = "hw02.py") -> list:
-    """The command every submission runs as: ``timeout -k 1s 3m python3 hw02.py --data D --labels L``."""
-    return ["timeout", "-k", "1s", current_time_limit(time_limit), "python3", program,
-            "--data", data, "--labels", labels]
-
-
-def _processes_with_token(token: str) -> list:
-    """Pids of live processes whose environment carries ``token`` (our submission's)."""
-    needle = token.encode()
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                if needle in fh.read():
-                    pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-def _kill_all(proc, token: str) -> None:
-    """Kill the submission's process group, then any process still carrying its token."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for _ in range(20):
-        pids = [p for p in _processes_with_token(token) if p != os.getpid()]
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.05)
-
-
-def _user_task_count() -> int:
-    """Processes and threads this user has now (what RLIMIT_NPROC counts)."""
-    uid, count = os.getuid(), 0
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if os.stat(f"/proc/{entry.name}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry.name}/task"))
-            except OSError:
-                continue
-    return count
-
-
-def _limits_preexec(seconds: float, limits: dict):
-    nproc = _user_task_count() + limits["processes"]
-
-    def preexec():  # runs in the child between fork and exec
-        os.setsid()  # its own session and process group, killed as a whole
-        resource.setrlimit(resource.RLIMIT_AS, (limits["memory"], limits["memory"]))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size"], limits["file_size"]))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        cpu = int(seconds * 2 + 30)  # two cores for the whole limit, plus start-up
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        # RLIMIT_NPROC counts all of this user's processes; root is exempt from it, so
-        # the grader also counts the submission's processes itself (see run_submission).
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-    return preexec
-
-
-def _interpreter_bin_dir() -> str:
-    """The folder whose ``python3`` has torch and numpy: this interpreter's (the venv's)."""
-    return os.path.dirname(os.path.abspath(sys.executable))
-
-
-def _read_head(path, limit):
-    with open(path, "rb") as fh:
-        return fh.read(limit + 1)
-
-
-def _read_tail(path, limit=2000):
-    with open(path, "rb") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        fh.seek(max(0, size - limit))
-        return fh.read().decode("utf-8", "replace")
-
-
-def run_submission(program, data, labels, *, time_limit=None, helpers=(), scratch_root=None,
-                   limits: dict | None = None, n_digits: int | None = None) -> RunResult:
-    """Run a student's ``hw02.py`` on one data set in a sandbox and parse what it printed.
-
-    The program runs as ``timeout -k 1s 3m python3 hw02.py --data D --labels L``
-    (:func:`timeout_command`; ``time_limit`` or ``$NOISYLABELS_HW02_TIME_LIMIT``
-    changes the 3m) in a fresh scratch directory holding only a copy of the program,
-    the ``helpers`` (the course's ``mnist_util.py``) and copies of the two data files;
-    ``python3`` is this interpreter's, put first on a clean ``PATH``; the environment
-    holds nothing else of the grader's (no key path). Limits: address space, file size,
-    CPU time and processes (``limits``, see :data:`DEFAULT_LIMITS`); at most
-    ``limits["output"]`` bytes of standard output are read. The scratch directory and
-    every process left behind are removed afterwards. Never raises for anything the
-    submission does.
-    """
-    lim = dict(DEFAULT_LIMITS, **(limits or {}))
-    limit_text = current_time_limit(time_limit)
-    seconds_limit = parse_time_limit(limit_text)
-    # A private folder whose only content is the scratch folder: what the program writes
-    # or deletes next to itself ("..") is removed with it afterwards.
-    base = Path(tempfile.mkdtemp(prefix="hw02-run-", dir=scratch_root))
-    scratch = base / "work"
-    scratch.mkdir()
-    logs = Path(tempfile.mkdtemp(prefix="hw02-log-"))
-    token = f"NOISYLABELS_SANDBOX={os.getpid()}-{time.time_ns()}-{os.urandom(4).hex()}"
-    try:
-        shutil.copyfile(program, scratch / "hw02.py")
-        for helper in helpers:
-            shutil.copyfile(helper, scratch / Path(helper).name)
-        data_name, labels_name = Path(data).name, Path(labels).name
-        shutil.copyfile(data, scratch / data_name)
-        shutil.copyfile(labels, scratch / labels_name)
-        env = {
-            "PATH": os.pathsep.join([_interpreter_bin_dir(), "/usr/local/bin", "/usr/bin", "/bin"]),
-            "HOME": str(scratch),
-            "TMPDIR": str(scratch),
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONUNBUFFERED": "1",
-            "MPLBACKEND": "Agg",
-            token.split("=")[0]: token.split("=", 1)[1],
-        }
-        cmd = timeout_command(data_name, labels_name, limit_text)
-        out_path, err_path = logs / "stdout", logs / "stderr"
-        start = time.perf_counter()
-        too_many = False
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(cmd, cwd=scratch, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=err, preexec_fn=_limits_preexec(seconds_limit, lim),
-                                    close_fds=True)
-            hard_stop = start + seconds_limit + 15  # in case timeout itself is stopped
-            next_count = start + 0.2
-            while True:
-                try:
-                    proc.wait(timeout=0.1)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                now = time.perf_counter()
-                if now >= next_count:
-                    next_count = now + 0.2
-                    if len(_processes_with_token(token)) > lim["processes"]:
-                        too_many = True
-                        _kill_all(proc, token)
-                if now > hard_stop:
-                    _kill_all(proc, token)
-            _kill_all(proc, token)  # anything it left running in the background
-        seconds = time.perf_counter() - start
-        rc = proc.returncode
-        stdout = _read_head(out_path, lim["output"])
-        stderr_tail = _read_tail(err_path)
-        out_size = out_path.stat().st_size
-    except Exception as exc:  # our own failure (disk full, missing file): say so
-        return RunResult("crashed", reason=f"the grader could not run it: {exc}")
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
-    result = RunResult("ok", seconds=round(seconds, 2), returncode=rc, stderr_tail=stderr_tail)
-    if too_many:
-        result.status, result.reason = "crashed", (
-            f"started more than {lim['processes']} processes at once (stopped)")
-    elif rc in (124, 137, -signal.SIGKILL) and seconds >= seconds_limit - 0.5:
-        result.status, result.reason = "timeout", f"timed out after {describe_time_limit(limit_text)}"
-    elif out_size >= lim["file_size"] or len(stdout) > lim["output"]:
-        result.status, result.reason = "bad_output", (
-            f"printed more than {lim['output'] // MB} MB of output")
-    elif rc != 0:
-        what = f"exit status {rc}"
-        if rc > 128:
-            try:
-                what = f"killed by {signal.Signals(rc - 128).name}"
-            except ValueError:
-                pass
-        if "MemoryError" in stderr_tail:
-            what += ", out of memory"
-        result.status, result.reason = "crashed", f"crashed ({what})"
-    else:
-        try:
-            result.flagged = parse_indices(stdout.decode("utf-8", "replace"), n_digits)
-        except ValueError as exc:
-            result.status, result.reason = "bad_output", str(exc)
-    return result
-
-
-# ----------------------------------------------------------------------------- grading
-@dataclass
-class Grade:
-    """A submission's grade over one or more data sets (score = mean of their scores)."""
-
-    status: str
-    score: float
-    errors: int | None = None
-    missed: int | None = None
-    false_flags: int | None = None
-    seconds: float = 0.0
-    reason: str = ""
-    stderr_tail: str = ""
-    runs: list = field(default_factory=list)
-
-    def row(self, student: str) -> dict:
-        return dict(student=student, errors="" if self.errors is None else self.errors,
-                    missed="" if self.missed is None else self.missed,
-                    false_flags="" if self.false_flags is None else self.false_flags,
-                    score=f"{self.score:.1f}", status=self.status, seconds=f"{self.seconds:.1f}")
-
-
-def grade_submission(program, datasets, *, time_limit=None, helpers=(), scratch_root=None,
-                     limits=None) -> Grade:
-    """Grade ``program`` on ``datasets``: a list of ``(data_path, labels_path, evil_indices)``.
-
-    Each data set is run by :func:`run_submission`; a run that does not end ``ok``
-    scores 0 on that set. The score is the mean over the sets; errors, missed and false
-    flags are summed over the sets that ran; the status is ``ok`` or the first other
-    status met.
-    """
-    scores, runs = [], []
-    errors = missed = false_flags = 0
-    any_ok = False
-    status, reason, tail, seconds = "ok", "", "", 0.0
-    for data, labels, evil in datasets:
-        n = len(read_idx_labels(labels))
-        run = run_submission(program, data, labels, time_limit=time_limit, helpers=helpers,
-                             scratch_root=scratch_root, limits=limits, n_digits=n)
-        runs.append(run)
-        seconds += run.seconds
-        if run.status != "ok":
-            scores.append(0.0)
-            if status == "ok":
-                status, reason, tail = run.status, run.reason, run.stderr_tail
-            continue
-        any_ok = True
-        e, m, f = count_errors(run.flagged, evil)
-        errors, missed, false_flags = errors + e, missed + m, false_flags + f
-        scores.append(score_errors(e))
-    score = float(np.mean(scores)) if scores else 0.0
-    if not any_ok:
-        errors = missed = false_flags = None
-    return Grade(status=status, score=round(score, 2), errors=errors, missed=missed,
-                 false_flags=false_flags, seconds=round(seconds, 1), reason=reason,
-                 stderr_tail=tail, runs=runs)
-
-
-def course_helpers(assignment_dir=None) -> list:
-    """The helper files a submission may import (``mnist_util.py`` of the assignment)."""
-    if assignment_dir is None:
-        assignment_dir = Path(__file__).resolve().parent.parent / "solutions" / HW02
-    helper = Path(assignment_dir) / "mnist_util.py"
-    return [helper] if helper.exists() else []
-
-
-def grade_in_notebook(program="hw02.py", sets=(), points: float = 100.0, helpers=None,
-                      time_limit=None, show=print) -> float:
-    """The hidden grade cell's work: grade ``program`` on freshly generated data sets.
-
-    ``sets`` are keyword dictionaries for :func:`make_evil_twin_set` (the hidden seeds
-    live in the grade cell only). The data are written to a temporary directory outside
-    the submission's folder; the key stays in memory. Prints the feedback (errors,
-    missed, wrongly flagged, score; never the key) on standard output only, and returns
-    the points ``points * score / 100`` for nbgrader's partial credit.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if helpers is None:
-            helpers = [h for h in [Path(program).resolve().parent / "mnist_util.py"] if h.exists()]
-        program = Path(program)
-        if not program.exists():
-            show(f"No {program.name} found next to the notebook: 0 points.")
-            return 0.0
-        with tempfile.TemporaryDirectory(prefix="hw02-grading-") as tmp:
-            datasets = []
-            for i, kw in enumerate(sets):
-                s = make_evil_twin_set(**kw)
-                d = write_idx_images(Path(tmp) / f"final{i}_digits_ubyte.gz", s.images, compress=True)
-                lab = write_idx_labels(Path(tmp) / f"final{i}_labels_ubyte.gz", s.labels, compress=True)
-                datasets.append((d, lab, s.evil))
-            grade = grade_submission(program, datasets, time_limit=time_limit, helpers=helpers)
-        for i, run in enumerate(grade.runs, 1):
-            if run.status == "ok":
-                e, m, f = count_errors(run.flagged, datasets[i - 1][2])
-                show(f"Final data set {i}: {e} errors ({m} evil twins missed, {f} digits wrongly "
-                     f"flagged): {score_errors(e):.0f} %, {run.seconds:.0f} s")
-            else:
-                show(f"Final data set {i}: 0 % ({run.status}): {run.reason}")
-                if run.status == "crashed" and run.stderr_tail.strip():
-                    show("End of its error output:\n" + run.stderr_tail.strip()[-1500:])
-        show(f"Score: {grade.score:.1f} %")
-        return round(points * grade.score / 100.0, 2)
-
-
-def check_on_debugging_files(program="hw02.py", folder=".", time_limit=None, show=print) -> Grade:
-    """The notebook's "check your work": run ``hw02.py`` on the debugging files as the grader would.
-
-    Shows the errors and the score it would get on them; returns the :class:`Grade`.
-    """
-    folder = Path(folder)
-    data, labels = folder / "bad_digits_ubyte.gz", folder / "bad_labels_ubyte.gz"
-    evil = make_evil_twin_set(**DEBUG_SETTINGS).evil
-    grade = grade_submission(folder / program, [(data, labels, evil)], time_limit=time_limit,
-                             helpers=course_helpers(folder))
-    if grade.status != "ok":
-        show(f"{grade.status}: {grade.reason}")
-        if grade.stderr_tail.strip():
-            show("End of its error output:\n" + grade.stderr_tail.strip()[-1500:])
-    else:
-        run = grade.runs[0]
-        show(f"hw02.py printed {len(run.flagged)} indices in {run.seconds:.0f} s: "
-             f"{grade.errors} errors ({grade.missed} evil twins missed, {grade.false_flags} "
-             f"digits wrongly flagged)")
-    show(f"Score on the debugging files: {grade.score:.0f} %")
-    return grade
-
-
 # ----------------------------------------------------------------------------- the student's stub
 #: The ``hw02.py`` students receive (``solutions/hw02_evil_twins/hw02.py`` is the
 #: reference solution, which nbgrader would otherwise copy verbatim into the release).
@@ -733,11 +280,11 @@ def nbgrader_post_generate_hook(course_root, release_directory="assignments"):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m noisylabels.evil_twins",
-        description="Homework 2 (evil twins): write grading data, or the debugging files.")
+        description="Homework 2 (evil twins): write a practice data set, or the debugging files.")
     sub = parser.add_subparsers(dest="command", required=True)
-    make = sub.add_parser("make-data", help="write digits_ubyte.gz, labels_ubyte.gz and key.txt")
+    make = sub.add_parser("make-data", help="write a practice set: digits_ubyte.gz, labels_ubyte.gz, key.txt")
     make.add_argument("out_dir")
-    make.add_argument("--seed", type=int, required=True, help="keep it secret until grading is done")
+    make.add_argument("--seed", type=int, required=True, help="any integer (instructors: see python -m autograder.hw02_data)")
     make.add_argument("--size", type=int, default=165, help="number of digits (default 165)")
     make.add_argument("--twins", type=int, default=15, help="number of evil twins (0 for none)")
     make.add_argument("--kind", choices=TWIN_KINDS, default="mixed")
