@@ -1,4 +1,4 @@
-"""Homework 2 (evil twins): the grading data, the scoring rule, output parsing, the stub."""
+"""Homework 2 (evil twins): the data generator, the scoring rule, output parsing, the stub."""
 
 import subprocess
 import sys
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autograder import hw02_rules as rules
 from noisylabels import evil_twins as et
 from noisylabels import read_idx_images, read_idx_labels
 
@@ -15,24 +16,24 @@ HW02_DIR = ROOT / "solutions" / et.HW02
 
 
 def test_default_command_is_exactly_the_rules_timeout(monkeypatch):
-    monkeypatch.delenv(et.TIME_LIMIT_ENV, raising=False)
-    assert et.timeout_command("d.gz", "l.gz") == [
+    monkeypatch.delenv(rules.TIME_LIMIT_ENV, raising=False)
+    assert rules.timeout_command("d.gz", "l.gz") == [
         "timeout", "-k", "1s", "3m", "python3", "hw02.py", "--data", "d.gz", "--labels", "l.gz"]
 
 
 def test_time_limit_env_var_shortens_the_limit_for_tests(monkeypatch):
-    monkeypatch.setenv(et.TIME_LIMIT_ENV, "5s")
-    assert et.timeout_command("d", "l")[:4] == ["timeout", "-k", "1s", "5s"]
-    assert et.describe_time_limit("3m") == "3 minutes"
+    monkeypatch.setenv(rules.TIME_LIMIT_ENV, "5s")
+    assert rules.timeout_command("d", "l")[:4] == ["timeout", "-k", "1s", "5s"]
+    assert rules.describe_time_limit("3m") == "3 minutes"
 
 
 @pytest.mark.parametrize("errors, score", [(0, 100), (3, 100), (4, 95), (10, 65), (22, 5), (23, 0), (40, 0)])
 def test_first_three_errors_are_free_then_five_percent_each(errors, score):
-    assert et.score_errors(errors) == score
+    assert rules.score_errors(errors) == score
 
 
 def test_errors_are_missed_twins_plus_false_flags():
-    assert et.count_errors([1, 2, 9, 9], [2, 3, 4]) == (4, 2, 2)
+    assert rules.count_errors([1, 2, 9, 9], [2, 3, 4]) == (4, 2, 2)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -43,7 +44,7 @@ def test_errors_are_missed_twins_plus_false_flags():
     ("7", [7]),
 ])
 def test_parse_reads_the_last_line_as_indices(text, expected):
-    assert et.parse_indices(text, n=165) == expected
+    assert rules.parse_indices(text, n=165) == expected
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -54,7 +55,7 @@ def test_parse_reads_the_last_line_as_indices(text, expected):
 ])
 def test_parse_rejects_what_is_not_a_list_of_indices(text, reason):
     with pytest.raises(ValueError, match=reason):
-        et.parse_indices(text, n=165)
+        rules.parse_indices(text, n=165)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_make_data_command_writes_idx_files_and_key(tmp_path):
     assert run.returncode == 0, run.stderr
     images = read_idx_images(tmp_path / "digits_ubyte.gz")
     labels = read_idx_labels(tmp_path / "labels_ubyte.gz")
-    key = et.read_key(tmp_path / "key.txt")
+    key = rules.read_key(tmp_path / "key.txt")
     assert images.shape == (60, 28, 28) and labels.shape == (60,)
     assert key == et.make_evil_twin_set(size=60, n_twins=6, kind="near", seed=7).evil
 
@@ -122,7 +123,7 @@ def test_student_stub_runs_parses_arguments_and_carries_the_author_block(tmp_pat
                           "--labels", str(HW02_DIR / "bad_labels_ubyte.gz")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert et.parse_indices(run.stdout) == []
+    assert rules.parse_indices(run.stdout) == []
     missing = subprocess.run([sys.executable, "hw02.py"], cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode == 2 and "--data" in missing.stderr
 
