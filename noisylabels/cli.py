@@ -4,7 +4,8 @@
   and write the executed notebooks, HTML and figures under ``build/`` (the main job);
 - ``noisylabels clean``: strip outputs and editor metadata from the committed notebooks;
 - ``noisylabels assignments``: regenerate ``assignments/`` from ``solutions/`` with
-  nbgrader (``--check`` only reports drift).
+  nbgrader (``--check`` only reports drift; ``--register`` also records them in the
+  course's ``gradebook.db``, which ``nbgrader autograde`` needs).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ def _cmd_assignments(args) -> int:
             print(p)
         print("assignments/ matches solutions/" if not problems else f"{len(problems)} difference(s)")
         return 1 if problems else 0
-    for folder in generate_assignments(root, names=args.names or None):
-        print(f"generated {folder.relative_to(root)}")
+    for folder in generate_assignments(root, names=args.names or None, register=args.register):
+        print(f"generated {folder.relative_to(root)}" + (" (registered in the gradebook)" if args.register else ""))
     return 0
 
 
@@ -80,6 +81,9 @@ def main(argv=None) -> int:
     a = sub.add_parser("assignments", help="regenerate assignments/ from solutions/ with nbgrader")
     a.add_argument("names", nargs="*", help="only these assignments (default: every folder of solutions/)")
     a.add_argument("--check", action="store_true", help="only report differences (always all assignments)")
+    a.add_argument("--register", action="store_true",
+                   help="also record the assignments in the course gradebook (nbgrader_config.py's db_url), "
+                        "as nbgrader autograde needs")
     a.set_defaults(func=_cmd_assignments)
 
     args = parser.parse_args(argv)

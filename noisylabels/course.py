@@ -142,12 +142,14 @@ def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProces
     )
 
 
-def generate_assignments(root=None, release_dir=None, names=None) -> list[Path]:
+def generate_assignments(root=None, release_dir=None, names=None, register: bool = False) -> list[Path]:
     """Generate the student version of every assignment with ``nbgrader generate_assignment``.
 
     Writes ``assignments/<name>/`` (or ``release_dir/<name>/``), replacing what was there,
     and cleans the generated notebooks. A throw-away gradebook is used, so this never
-    touches the instructor's ``gradebook.db``. Assignment-specific steps run inside
+    touches the instructor's ``gradebook.db``, unless ``register``: then the assignments
+    (their grade cells, points and hidden tests) are recorded in the course's gradebook
+    (``nbgrader_config.py``'s ``db_url``), which ``nbgrader autograde`` needs. Assignment-specific steps run inside
     nbgrader, from ``nbgrader_config.py`` (homework 2's student stub, say), so plain
     ``nbgrader generate_assignment`` gives the same result. Returns the generated folders.
     """
@@ -161,7 +163,7 @@ def generate_assignments(root=None, release_dir=None, names=None) -> list[Path]:
             result = _nbgrader(
                 root, "generate_assignment", name, "--force",
                 f"--CourseDirectory.release_directory={release_dir}",
-                f"--CourseDirectory.db_url={db}",
+                *([] if register else [f"--CourseDirectory.db_url={db}"]),
             )
             target = release_dir / name
             if result.returncode != 0 or not target.is_dir():
