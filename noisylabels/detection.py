@@ -216,47 +216,61 @@ class SubsetVotes:
 
     ``votes``: runs in which the example was held out and predicted as another class than
     its label; ``held_out``: runs in which it was held out; ``pred_probs``: its mean held-out
-    predicted probabilities (an ensemble's out-of-sample prediction).
+    predicted probabilities (an ensemble's out-of-sample prediction); ``label_confidence``:
+    that ensemble's probability of the given label.
     """
 
     votes: np.ndarray
     held_out: np.ndarray
     pred_probs: np.ndarray
+    label_confidence: np.ndarray
 
     @property
     def vote_fraction(self) -> np.ndarray:
-        """Suspicion score: the fraction of held-out runs that disagreed with the label."""
+        """The fraction of held-out runs that disagreed with the label."""
         return self.votes / np.maximum(self.held_out, 1)
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Suspicion score: the vote fraction, ties (with few runs, many digits get every vote)
+        broken by the ensemble's probability of the given label."""
+        return self.vote_fraction + 1e-3 * (1 - self.label_confidence)
 
 
 def subset_votes(X, y, *, num_runs: int = 12, train_fraction: float = 2 / 3, seed: int = 0,
                  num_classes: int = 10, progress: bool = False, **train_kwargs) -> SubsetVotes:
-    """Train on ``num_runs`` random subsets of ``train_fraction`` of the data and count, for
+    """Train ``num_runs`` models, each on a random ``train_fraction`` of the data, and count, for
     every example, how often a model that did *not* train on it predicted another class.
 
     Lesson 06: the advice for homework 2, "train on random two-thirds subsets many times
-    and count the misclassifications".
+    and count the misclassifications". The subsets come in rounds: each round shuffles the
+    data into ``1 / (1 - train_fraction)`` parts (3 for two-thirds) and holds out each part
+    once, so that with ``num_runs`` a multiple of 3 every example is held out equally often
+    (purely random subsets leave some examples never held out).
     """
     from tqdm.auto import tqdm
 
     y = np.asarray(y)
     n = len(y)
+    num_parts = max(2, int(round(1 / (1 - train_fraction))))
     rng = np.random.default_rng(seed)
     votes = np.zeros(n, dtype=np.int64)
     held_out = np.zeros(n, dtype=np.int64)
     prob_sum = np.zeros((n, num_classes))
     for run in tqdm(range(num_runs), desc="subsets", disable=not progress, leave=False):
-        in_train = np.zeros(n, dtype=bool)
-        in_train[rng.choice(n, size=int(round(train_fraction * n)), replace=False)] = True
+        if run % num_parts == 0:
+            parts = np.array_split(rng.permutation(n), num_parts)
+        held = np.sort(parts[run % num_parts])
+        in_train = np.ones(n, dtype=bool)
+        in_train[held] = False
         model = train_classifier(X[in_train], y[in_train], seed=seed + 1000 + run, num_classes=num_classes,
                                  **train_kwargs)
-        held = np.flatnonzero(~in_train)
         probs = predict_proba(model, X[held])
         votes[held] += probs.argmax(1) != y[held]
         held_out[held] += 1
         prob_sum[held] += probs
     pred_probs = np.where(held_out[:, None] > 0, prob_sum / np.maximum(held_out, 1)[:, None], 1.0 / num_classes)
-    return SubsetVotes(votes, held_out, pred_probs)
+    return SubsetVotes(votes, held_out, pred_probs, self_confidence(pred_probs, y))
 
 
 # ---------------------------------------------------------------- confident learning
