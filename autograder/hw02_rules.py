@@ -195,7 +195,7 @@ def run_submission(program, data, labels, *, time_limit=None, helpers=(), limits
     files.update({Path(h).name: Path(h) for h in helpers})
     env = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg"}
     result = sandbox.run_sandboxed(timeout_command(data.name, labels.name, limit_text), files,
-                                   wall_seconds=seconds_limit + 15, limits=limits,
+                                   wall_seconds=seconds_limit + 5, limits=limits,
                                    runtime=RUNTIME, env=env, unsafe=unsafe)
     rc = result.returncode
     run = RunResult("ok", seconds=round(result.seconds, 2), returncode=rc,

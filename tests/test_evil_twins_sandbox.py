@@ -233,6 +233,7 @@ def test_public_digits_course_library_and_generator_are_out_of_reach(tmp_path, f
     assert "IMPORTED" not in tail and "FOUND" not in tail, tail
 
 
+@pytest.mark.slow
 def test_final_data_are_unguessable_and_share_no_digit_with_the_public_pool(tmp_path):
     from noisylabels.data import read_idx_images
     from autograder.hw02_data import _public_pool
@@ -274,6 +275,7 @@ def test_oversized_program_with_embedded_data_is_refused(tmp_path, final_set):
 
 
 # ----------------------------------------------------------------------------- the grader and the class
+@pytest.mark.slow
 def test_killing_everything_it_can_stops_neither_the_grader_nor_a_sibling(tmp_path, final_set):
     subs = class_folder(tmp_path, {
         "mallory": """\
@@ -299,6 +301,7 @@ def test_killing_everything_it_can_stops_neither_the_grader_nor_a_sibling(tmp_pa
     assert sandbox_pids() == []
 
 
+@pytest.mark.slow
 def test_other_students_files_data_helpers_and_grades_cannot_be_changed(tmp_path, final_set):
     grades = tmp_path / "grades.csv"
     victim = tmp_path / "submissions" / "alice" / "hw02.py"
@@ -348,6 +351,7 @@ def test_daemon_with_new_session_and_empty_environment_dies_with_the_run(tmp_pat
     assert rows["mallory"]["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_hundreds_of_processes_in_new_sessions_do_not_survive(tmp_path, final_set):
     g = run_one(tmp_path, final_set, """\
         import subprocess
@@ -362,6 +366,7 @@ def test_hundreds_of_processes_in_new_sessions_do_not_survive(tmp_path, final_se
     assert sandbox_pids() == []
 
 
+@pytest.mark.slow
 def test_filling_the_disk_is_bounded_and_leaves_nothing(tmp_path, final_set):
     before = set(os.listdir("/tmp"))
     g = run_one(tmp_path, final_set, """\
@@ -424,6 +429,7 @@ def test_infinite_loop_times_out_and_scores_0(tmp_path, final_set):
     assert sandbox_pids() == []
 
 
+@pytest.mark.slow
 def test_sleeping_program_that_ignores_sigterm_is_killed(tmp_path, final_set):
     g = run_one(tmp_path, final_set, """\
         import signal, time
@@ -434,6 +440,7 @@ def test_sleeping_program_that_ignores_sigterm_is_killed(tmp_path, final_set):
     assert g.seconds < 15
 
 
+@pytest.mark.slow
 def test_fork_bomb_is_stopped_and_scores_0(tmp_path, final_set):
     g = run_one(tmp_path, final_set, """\
         import os, time
@@ -455,6 +462,7 @@ def test_memory_hog_crashes_and_scores_0(tmp_path, final_set):
     assert "out of memory" in g.reason and "MemoryError" in g.stderr_tail
 
 
+@pytest.mark.slow
 def test_gigabytes_of_output_are_cut_off(tmp_path, final_set):
     g = run_one(tmp_path, final_set, """\
         import sys
@@ -486,6 +494,7 @@ def test_known_errors_score_by_the_rule(tmp_path, final_set):
 
 
 # ----------------------------------------------------------------------------- the grades file
+@pytest.mark.slow
 @pytest.mark.parametrize("existing, why", [
     ("student,errors,missed,false_flags,score,status,seconds\nmallory,0,0,0,100.0,ok,1.0\n", "old header"),
     ("mallory,0,0,0,100.0,ok,1.0\n", "no header"),
@@ -520,6 +529,7 @@ def test_resume_regrades_rows_it_cannot_trust(tmp_path, final_set, existing, why
     assert rows["ann"]["score"] == "100.0"
 
 
+@pytest.mark.slow
 def test_rerun_keeps_trusted_grades_and_grades_only_the_rest(tmp_path, final_set):
     subs = class_folder(tmp_path, {"ann": answer(final_set.evil)})
     out = tmp_path / "grades.csv"
@@ -531,6 +541,7 @@ def test_rerun_keeps_trusted_grades_and_grades_only_the_rest(tmp_path, final_set
     assert rows["ann"]["score"] == "100.0" and rows["bob"]["errors"] == "2"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("breakage", ["typo in --data", "truncated data", "malformed key", "key out of range"])
 def test_bad_grader_inputs_stop_before_grading_and_keep_existing_grades(tmp_path, final_set, breakage):
     subs = class_folder(tmp_path, {"ann": answer(final_set.evil)})
@@ -579,6 +590,7 @@ def test_without_isolation_the_grader_refuses_unless_told_unsafe(tmp_path, final
 
 
 # ----------------------------------------------------------------------------- honest programs
+@pytest.mark.slow
 def test_reference_solution_scores_the_same_inside_and_outside_the_sandbox(tmp_path):
     """The sandbox changes nothing for an honest program: same flagged digits as a plain run."""
     hw02 = ROOT / "solutions" / rules.HW02
