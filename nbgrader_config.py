@@ -15,12 +15,13 @@ import os
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearMarkScheme, ClearOutput,
-    ClearSolutions, ComputeChecksums, DeduplicateIds, Execute, GetGrades, IgnorePattern,
+    ClearSolutions, ComputeChecksums, DeduplicateIds, GetGrades, IgnorePattern,
     IncludeHeaderFooter, InstantiateTests, LimitOutput, LockCells, OverwriteKernelspec,
     SaveAutoGrades, SaveCells,
 )
 
 from autograder.nbgrader_preprocessors import HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests
+from autograder.kernel_sandbox import SandboxedExecute
 from autograder.outside_kernel import GradeOutsideKernel
 from autograder.release_stubs import ReleaseStubs
 
@@ -72,7 +73,7 @@ c.Autograde.sanitize_preprocessors = [
 # its grader function computes from the cell's emitted check data (autograder/outside_kernel.py);
 # it must come after LimitOutput and before SaveAutoGrades, which records the points.
 c.Autograde.autograde_preprocessors = [
-    Execute,
+    SandboxedExecute,  # nbgrader's Execute, with the kernel in the grading sandbox
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -83,7 +84,8 @@ c.Autograde.autograde_preprocessors = [
 ]
 # Modules whose @register(assignment, grade_id) functions grade cells outside the kernel.
 c.GradeOutsideKernel.grader_modules = [
-    "autograder.hw01_grading", "autograder.hw03_grading", "autograder.hw04_grading",
+    "autograder.hw01_grading", "autograder.hw02_grading", "autograder.hw03_grading",
+    "autograder.hw04_grading",
 ]
 
 # ---------------------------------------------------------------- feedback

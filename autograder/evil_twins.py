@@ -13,7 +13,10 @@ The grades file gets one row per student as soon as the student is graded, writt
 atomically. A rerun after an interruption checks the file (header, complete and valid
 rows, no duplicates, the same submission and the same grading data as recorded) and
 grades again every student whose row is missing or not trustworthy. Reasons for zeros
-go to ``<out>.log``. Problems of the grader's own (a missing or malformed data or key
+go to ``<out>.log``; each row records the author-block check (``ok``, ``missing``,
+``incomplete``; it never changes the score). After grading, the class's similarity report
+is written next to the grades (``<out stem>_similarity.csv`` and ``.html``, see
+:mod:`autograder.similarity`). Problems of the grader's own (a missing or malformed data or key
 file, no sandbox) stop it before any student is graded, with the reason.
 """
 
@@ -247,6 +250,8 @@ def main(argv=None):
                         help="submissions graded at once (default 1: each program gets the machine's cores)")
     parser.add_argument("--helper", action="append", default=None,
                         help="file placed next to hw02.py (default: the course's mnist_util.py)")
+    parser.add_argument("--no-similarity", action="store_true",
+                        help="skip the similarity report written after grading")
     parser.add_argument("--unsafe-sandbox", action="store_true",
                         help="where namespaces are unavailable: run with plain limits as this user "
                              "(weaker; recorded in every row)")
@@ -268,7 +273,22 @@ def main(argv=None):
         print("nothing was recorded for this problem; grades already in the file are kept", file=sys.stderr)
         return 2
     print(f"graded {len(rows)} submissions; grades in {args.out}")
+    if not args.no_similarity:
+        write_similarity_report(args.submissions, args.out)
     return 0
+
+
+def write_similarity_report(submissions, out) -> None:
+    """The similarity report of the whole class, next to the grades (``<out>`` stem + ``_similarity``)."""
+    from .similarity import similarity_report
+
+    out = Path(out)
+    csv_path = out.with_name(out.stem + "_similarity.csv")
+    html_path = out.with_name(out.stem + "_similarity.html")
+    try:
+        similarity_report(submissions, csv_path, html=html_path)  # it says what it wrote
+    except Exception as exc:  # a report problem never undoes the grades
+        print(f"similarity report not written: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "Grade",
     "grade_submission",
     "course_helpers",
+    "check_on_debugging_files",
 ]
 
 #: The assignment's folder name in ``solutions/`` and ``assignments/``.
@@ -279,3 +280,37 @@ def grade_submission(program, datasets, *, time_limit=None, helpers=(), limits=N
     return Grade(status=status, score=round(score, 2), errors=errors, missed=missed,
                  false_flags=false_flags, seconds=round(seconds, 1), reason=reason,
                  stderr_tail=tail, isolated=not unsafe, runs=runs)
+
+
+# ----------------------------------------------------------------------------- the notebook's self-check
+#: The student's own check runs in their own kernel (or, under autograde, in the kernel's
+#: sandbox), not in a fresh sandbox: generous process limits, the rest as in grading.
+SELF_CHECK_LIMITS = sandbox.Limits(processes=1 << 20)
+
+
+def check_on_debugging_files(program="hw02.py", folder=".", time_limit=None, show=print) -> Grade:
+    """The homework notebook's "check your work": run ``hw02.py`` on the debugging files.
+
+    Runs the rule's command (``timeout -k 1s 3m python3 hw02.py ...``) in a scratch folder
+    with plain limits and shows the errors and the score it would get. It only *shows*:
+    the points are computed by the course's grader, outside the notebook.
+    """
+    from noisylabels.evil_twins import DEBUG_SETTINGS, make_evil_twin_set
+
+    folder = Path(folder)
+    data, labels = folder / "bad_digits_ubyte.gz", folder / "bad_labels_ubyte.gz"
+    evil = make_evil_twin_set(**DEBUG_SETTINGS).evil
+    grade = grade_submission(folder / program, [(data, labels, evil, DEBUG_SETTINGS["size"])],
+                             time_limit=time_limit, helpers=course_helpers(folder),
+                             limits=SELF_CHECK_LIMITS, unsafe=True)
+    if grade.status != "ok":
+        show(f"{grade.status}: {grade.reason}")
+        if grade.stderr_tail.strip():
+            show("End of its error output:\n" + grade.stderr_tail.strip()[-1500:])
+    else:
+        run = grade.runs[0]
+        show(f"hw02.py printed {len(run.flagged)} indices in {run.seconds:.0f} s: "
+             f"{grade.errors} errors ({grade.missed} evil twins missed, {grade.false_flags} "
+             f"digits wrongly flagged)")
+    show(f"Score on the debugging files: {grade.score:.0f} %")
+    return grade

@@ -49,7 +49,7 @@ from .check_data import MissingCheckData, read_emitted
 
 __all__ = [
     "GradingContext", "CellGrade", "register", "registered", "GradeOutsideKernel",
-    "CheckFailed", "require", "check_values", "full_marks", "as_array", "kernel_error",
+    "CheckFailed", "GraderProblem", "require", "check_values", "full_marks", "as_array", "kernel_error",
 ]
 
 
@@ -99,6 +99,11 @@ def registered(assignment_id: str | None = None) -> dict[tuple[str, str], Grader
 
 
 # ----------------------------------------------------------------------------- helpers for graders
+class GraderProblem(Exception):
+    """A problem of the grader's own (e.g. missing final data): the submission's autograde
+    fails with this message and nothing is recorded for it; never a student's 0."""
+
+
 class CheckFailed(Exception):
     """A check failed: the message is the feedback the student sees; the cell gets 0 points."""
 
@@ -201,6 +206,8 @@ class GradeOutsideKernel(NbGraderPreprocessor):
                 raise TypeError(f"grader returned {type(grade).__name__}, not CellGrade")
         except CheckFailed as exc:
             grade = CellGrade(0.0, str(exc))
+        except GraderProblem:
+            raise
         except Exception:
             self.log.warning("Grader %s for %s/%s (student %s) could not check the reported results; "
                              "the cell gets 0 points:\n%s",

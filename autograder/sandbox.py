@@ -54,6 +54,7 @@ __all__ = [
     "Runtime",
     "SandboxResult",
     "SandboxUnavailable",
+    "UidLease",
     "sandbox_problem",
     "run_sandboxed",
     "file_digest",
@@ -257,25 +258,46 @@ def _parent_dirs(paths) -> list:
 
 
 # ----------------------------------------------------------------------------- uids
+class UidLease:
+    """An unprivileged uid that no other run (in this or another grader process) is using.
+
+    ``acquire()`` takes the first free uid of :data:`UID_RANGE` (an ``flock`` on a file in
+    :data:`LOCK_DIR`) and kills anything still running under it; ``release()`` kills
+    everything the uid still runs and frees it.
+    """
+
+    def __init__(self):
+        self.uid = None
+        self._fh = None
+
+    def acquire(self) -> int:
+        LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for uid in UID_RANGE:
+            fh = open(LOCK_DIR / f"uid-{uid}.lock", "w")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                continue
+            self.uid, self._fh = uid, fh
+            _kill_uid(uid)  # nothing of an earlier run may still hold it
+            return uid
+        raise SandboxUnavailable(f"all {len(UID_RANGE)} sandbox uids are in use")
+
+    def release(self) -> None:
+        if self._fh is not None:
+            _kill_uid(self.uid)
+            self._fh.close()
+            self._fh = None
+
+
 @contextlib.contextmanager
 def _lease_uid():
-    """An unprivileged uid no other run (in this or another grader process) is using."""
-    LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for uid in UID_RANGE:
-        fh = open(LOCK_DIR / f"uid-{uid}.lock", "w")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            continue
-        try:
-            _kill_uid(uid)  # nothing of an earlier run may still hold it
-            yield uid
-        finally:
-            _kill_uid(uid)
-            fh.close()
-        return
-    raise SandboxUnavailable(f"all {len(UID_RANGE)} sandbox uids are in use")
+    lease = UidLease()
+    try:
+        yield lease.acquire()
+    finally:
+        lease.release()
 
 
 def _kill_uid(uid: int) -> None:

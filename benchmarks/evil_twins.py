@@ -5,7 +5,7 @@ For every kind of grading file the generator makes (``exact``, ``near``, ``absen
 files and runs on each:
 
 - the **reference** ``solutions/hw02_evil_twins/hw02.py``, exactly as the grader does
-  (``timeout -k 1s 3m python3 hw02.py ...`` in the sandbox, ``run_submission``);
+  (``timeout -k 1s 3m python3 hw02.py ...`` in the isolated sandbox, ``autograder.hw02_rules.run_submission``);
 - **cleanlab**: ``cleanlab.filter.find_label_issues`` with 5-fold cross-validated
   probabilities of a logistic regression on the pixels (the usual recipe);
 - **2/3 subsets**: seed 001's advice: a linear network (784 -> 10, as
@@ -34,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder import hw02_rules as rules
 from noisylabels import evil_twins as et
+from noisylabels.data import write_idx_images, write_idx_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 HW02_DIR = ROOT / "solutions" / et.HW02
@@ -90,7 +92,7 @@ def subsets_peer(images, labels, runs=30, num_epochs=100, lr=0.5, seed=0):
 def summarize(errors, seconds):
     errors = np.asarray(errors)
     return {"mean_errors": round(float(errors.mean()), 2), "max_errors": int(errors.max()),
-            "full_marks": round(float((errors <= et.FREE_ERRORS).mean()), 3),
+            "full_marks": round(float((errors <= rules.FREE_ERRORS).mean()), 3),
             "seconds_per_file": round(float(np.mean(seconds)), 1)}
 
 
@@ -107,7 +109,7 @@ def main(argv=None):
     start = time.perf_counter()
     digits = et._all_offline_digits()
     results = {}  # kind -> method -> (errors list, seconds list)
-    helpers = et.course_helpers(HW02_DIR)
+    helpers = rules.course_helpers(HW02_DIR)
     with tempfile.TemporaryDirectory(prefix="bench-evil-twins-") as tmp:
         for kind in args.kinds.split(","):
             results[kind] = {m: ([], []) for m in METHODS}
@@ -115,10 +117,10 @@ def main(argv=None):
                 seed = SEED0 + 100 * et.TWIN_KINDS.index(kind) + f
                 s = et.make_evil_twin_set(size=args.size, n_twins=args.twins, kind=kind, seed=seed,
                                           digits=digits)
-                data = et.write_idx_images(Path(tmp) / f"{kind}{f}_digits.gz", s.images, compress=True)
-                labels = et.write_idx_labels(Path(tmp) / f"{kind}{f}_labels.gz", s.labels, compress=True)
+                data = write_idx_images(Path(tmp) / f"{kind}{f}_digits.gz", s.images, compress=True)
+                labels = write_idx_labels(Path(tmp) / f"{kind}{f}_labels.gz", s.labels, compress=True)
                 t = time.perf_counter()
-                run = et.run_submission(HW02_DIR / "hw02.py", data, labels, helpers=helpers,
+                run = rules.run_submission(HW02_DIR / "hw02.py", data, labels, helpers=helpers,
                                         n_digits=len(s.labels))
                 ref_seconds = time.perf_counter() - t
                 flagged = {"reference": run.flagged if run.status == "ok" else None}
@@ -130,7 +132,7 @@ def main(argv=None):
                     seconds[name] = time.perf_counter() - t
                 line = []
                 for m in METHODS:
-                    e = et.count_errors(flagged[m], s.evil)[0] if flagged[m] is not None else len(s.evil) + 99
+                    e = rules.count_errors(flagged[m], s.evil)[0] if flagged[m] is not None else len(s.evil) + 99
                     results[kind][m][0].append(e)
                     results[kind][m][1].append(seconds[m])
                     line.append(f"{m} {e} errors {seconds[m]:.0f}s")

@@ -33,8 +33,6 @@ __all__ = [
     "DEBUG_SETTINGS",
     "make_debugging_files",
     "STUDENT_STUB",
-    "write_student_stub",
-    "nbgrader_post_generate_hook",
 ]
 
 #: The assignment's folder name in ``solutions/`` and ``assignments/``.
@@ -229,51 +227,6 @@ def main():
 if __name__ == "__main__":
     main()
 '''
-
-
-def write_student_stub(release_dir) -> Path:
-    """Put the student stub at ``release_dir/hw02.py`` (over the reference nbgrader copied).
-
-    Run after every ``nbgrader generate_assignment hw02_evil_twins``: the course's
-    ``nbgrader_config.py`` does it through :func:`nbgrader_post_generate_hook`, and
-    ``noisylabels assignments`` may call it directly.
-    """
-    path = Path(release_dir) / "hw02.py"
-    path.write_text(STUDENT_STUB)
-    return path
-
-
-def _nbgrader_release_dir(assignment, fallback):
-    """The release folder of the running nbgrader command (it may override the config's)."""
-    try:
-        from traitlets.config import Application
-
-        app = Application.instance() if Application.initialized() else None
-        while app is not None and getattr(app, "subapp", None) is not None:
-            app = app.subapp
-        coursedir = getattr(app, "coursedir", None)
-        if coursedir is not None:
-            return Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
-    except Exception:
-        pass
-    return Path(fallback) / assignment
-
-
-def nbgrader_post_generate_hook(course_root, release_directory="assignments"):
-    """A ``GenerateAssignment.post_convert_hook`` for ``nbgrader_config.py``.
-
-    After nbgrader generates ``hw02_evil_twins`` it replaces the released ``hw02.py``
-    (a verbatim copy of the reference solution) by :data:`STUDENT_STUB`, so that plain
-    ``nbgrader generate_assignment hw02_evil_twins`` gives students the stub.
-    """
-
-    def hook(assignment=None, student=None, notebooks=None, **_):
-        if assignment == HW02:
-            release = _nbgrader_release_dir(HW02, Path(course_root) / release_directory)
-            if release.is_dir():
-                write_student_stub(release)
-
-    return hook
 
 
 # ----------------------------------------------------------------------------- command line

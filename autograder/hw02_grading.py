@@ -1,0 +1,91 @@
+"""Homework 2's points, computed in the nbgrader process by the sandboxed grader.
+
+Registered with :mod:`autograder.outside_kernel` (``nbgrader_config.py`` lists this
+module in ``GradeOutsideKernel.grader_modules``). Both grade cells of
+``hw02_evil_twins.ipynb`` get their points here, never from the student's kernel:
+
+- ``test_debugging`` (10 points): the submitted ``hw02.py`` (from ``submitted/``, as
+  collected) runs in the sandbox on the released debugging files; at most 3 errors earn
+  the points;
+- ``test_final`` (90 points): it runs on every final set of the instructor's private folder
+  (:func:`autograder.hw02_data.load_final_sets`, ``instructor/hw02_evil_twins``);
+  the points are ``90 * score / 100``. The feedback gives errors, missed twins, wrong
+  flags, the score and the author-block check, never the key. Missing final data stops
+  the autograde with the reason (:class:`~autograder.outside_kernel.GraderProblem`);
+  it is never recorded as the student's 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .author_block import check_author_block
+from .hw02_data import load_final_sets
+from .hw02_rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
+                         grade_submission, score_errors)
+from .outside_kernel import CellGrade, GraderProblem, GradingContext, register
+
+
+def _program(ctx: GradingContext) -> Path:
+    submitted = ctx.submitted_dir / "hw02.py"
+    return submitted if ctx.submitted_dir.is_dir() else ctx.notebook_dir / "hw02.py"
+
+
+def _release_dir(ctx: GradingContext) -> Path:
+    """The instructor's copy of the assignment (debugging files, mnist_util.py)."""
+    for folder in (ctx.course_root / "solutions" / HW02, ctx.course_root / "source" / HW02):
+        if (folder / "bad_digits_ubyte.gz").is_file():
+            return folder
+    raise GraderProblem(f"homework 2's debugging files are not in {ctx.course_root / 'solutions' / HW02}")
+
+
+def _describe(run, evil=None, label="") -> str:
+    if run.status != "ok":
+        text = f"{label}0 % ({run.status}): {run.reason}"
+        if run.status == "crashed" and run.stderr_tail.strip():
+            text += "\nEnd of its error output:\n" + run.stderr_tail.strip()[-1200:]
+        return text
+    errors, missed, false_flags = count_errors(run.flagged, evil)
+    return (f"{label}{errors} errors ({missed} evil twins missed, {false_flags} digits wrongly "
+            f"flagged): {score_errors(errors):.0f} %, {run.seconds:.0f} s")
+
+
+@register(HW02, "test_debugging")
+def grade_debugging_file(ctx: GradingContext) -> CellGrade:
+    from noisylabels.evil_twins import DEBUG_SETTINGS, make_evil_twin_set
+
+    folder = _release_dir(ctx)
+    evil = make_evil_twin_set(**DEBUG_SETTINGS).evil
+    grade = grade_submission(_program(ctx), [(folder / "bad_digits_ubyte.gz", folder / "bad_labels_ubyte.gz",
+                                              evil, DEBUG_SETTINGS["size"])],
+                             helpers=course_helpers(folder))
+    text = "Debugging file: " + _describe(grade.runs[0], evil) if grade.runs else grade.reason
+    ok = grade.status == "ok" and grade.errors <= FREE_ERRORS
+    if not ok and grade.status == "ok":
+        text += f"\nAt most {FREE_ERRORS} errors earn these points."
+    return CellGrade(ctx.max_points if ok else 0.0, text)
+
+
+@register(HW02, "test_final")
+def grade_final_data(ctx: GradingContext) -> CellGrade:
+    try:
+        sets = load_final_sets(course_root=ctx.course_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise GraderProblem(str(exc)) from None
+    folder = _release_dir(ctx)
+    program = _program(ctx)
+    grade = grade_submission(program, [(s.data, s.labels, s.evil, s.n_digits) for s in sets],
+                             helpers=course_helpers(folder))
+    lines = []
+    for i, (run, s) in enumerate(zip(grade.runs, sets), 1):
+        lines.append(_describe(run, s.evil, f"Final data set {i}: "))
+    if not grade.runs:
+        lines.append(f"0 %: {grade.reason}")
+    lines.append(f"Score: {grade.score:.1f} %")
+    try:
+        source = program.read_bytes()[:MAX_PROGRAM_BYTES].decode("utf-8", "replace")
+        block = check_author_block(source)
+        lines.append(f"Author block: {block.status}" + (f" ({block.reason})" if block.reason else ""))
+    except OSError:
+        pass
+    return CellGrade(ctx.max_points * grade.score / 100.0, "\n".join(lines))

@@ -1,0 +1,148 @@
+"""Notebook kernels that run a student's notebook inside the grading sandbox (nbgrader autograde).
+
+``nbgrader autograde`` executes every submitted notebook in a kernel: the student's own
+code, with any cells they added. Left alone, that kernel runs as the grader's user with
+the grader's files in reach (the gradebook, the other students' folders, the instructor's
+final data). :class:`SandboxedExecute` (configured in ``nbgrader_config.py`` in place of
+nbgrader's ``Execute``) starts the kernel through bubblewrap instead, with the same
+isolation as :mod:`autograder.sandbox`:
+
+- an unprivileged uid of its own, its own PID, IPC, UTS and network namespaces (the
+  kernel talks to nbgrader over Unix sockets in a private folder: ZeroMQ's ``ipc``
+  transport, so it needs no network at all);
+- a mount namespace with the system and the course environment read-only (the course
+  library is importable: the homework notebooks need it), a private ``/tmp``, and a
+  **copy** of the notebook's folder at the folder's own path: what the notebook writes
+  there is thrown away with the copy, and nothing else of the course is visible;
+- limits on memory, processes and file size (util-linux ``prlimit``); when the kernel
+  shuts down, its PID namespace and every process of its uid are killed.
+
+Points are still read from the executed notebook by nbgrader; what a grade cell's
+output can claim is limited by grading outside the kernel
+(:mod:`autograder.outside_kernel`).
+
+Where isolation is impossible, autograde stops with the reason, unless
+``NOISYLABELS_UNSAFE_SANDBOX=1`` is set (then kernels run as nbgrader's do by default,
+and the log says so).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+from nbgrader.preprocessors import Execute
+
+from . import sandbox
+
+__all__ = ["UNSAFE_ENV", "KERNEL_LIMITS", "SandboxedKernelManager", "SandboxedExecute"]
+
+UNSAFE_ENV = "NOISYLABELS_UNSAFE_SANDBOX"
+#: A notebook kernel trains small networks: more room than a homework 2 run.
+KERNEL_LIMITS = sandbox.Limits(memory=12 * sandbox.GB, processes=512, file_size=512 * sandbox.MB,
+                               tmp_size=1 * sandbox.GB)
+#: Environment variables a kernel inherits from nbgrader's (everything else is dropped).
+PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NOISYLABELS_SIZE",
+              "NOISYLABELS_HW02_TIME_LIMIT", "PYTHONHASHSEED")
+
+
+def _course_packages() -> list:
+    """Folders of the course's own packages (an editable install points outside site-packages)."""
+    import noisylabels
+
+    import autograder
+
+    return [str(Path(m.__file__).resolve().parent) for m in (noisylabels, autograder)]
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """An ``AsyncKernelManager`` whose kernel runs isolated (see the module docstring)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._private = None   # the grader's folder for this kernel: sockets, connection file
+        self._scratch = None   # the copy of the notebook's folder
+        self._lease = None
+
+    async def _async_pre_start_kernel(self, **kw):
+        self._private = Path(tempfile.mkdtemp(prefix="nlk-", dir="/run" if os.access("/run", os.W_OK) else None))
+        self._lease = sandbox.UidLease()
+        uid = self._lease.acquire()
+        sockets = self._private / "s"
+        sockets.mkdir()
+        os.chown(sockets, uid, uid)
+        os.chmod(self._private, 0o755)
+        self.transport = "ipc"
+        self.ip = str(sockets / "k")
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        uid = self._lease.uid
+        cwd = Path(kw.pop("cwd", None) or os.getcwd()).resolve()
+        env = {k: v for k, v in (kw.pop("env", None) or os.environ).items() if k in PASSED_ENV}
+        env.update(HOME="/tmp", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib",
+                   IPYTHONDIR="/tmp/ipython", JUPYTER_RUNTIME_DIR="/tmp/jupyter", MPLBACKEND="Agg",
+                   PATH=os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/bin", "/bin"]))
+        env.setdefault("LANG", "C.UTF-8")
+        # the notebook's folder, copied: the kernel may write there, the original stays as it is
+        self._scratch = self._private / "notebook"
+        shutil.copytree(cwd, self._scratch, symlinks=False)
+        for root, dirs, files in os.walk(self._scratch):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, uid)
+        os.chown(self._scratch, uid, uid)
+        connection = self._private / "s" / "connection.json"
+        shutil.copyfile(self.connection_file, connection)
+        os.chmod(connection, 0o444)
+        cmd = [str(connection) if arg == self.connection_file else arg for arg in kernel_cmd]
+        runtime = sandbox.Runtime(packages=None, extra=tuple(_course_packages()))
+        limits = KERNEL_LIMITS
+        args = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}", "--core=0",
+                f"--nproc={limits.processes}", "--",
+                "bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+                "--unshare-uts", "--unshare-cgroup-try", "--unshare-net", "--hostname", "sandbox"]
+        args += sandbox._parent_dirs([*runtime.roots(), str(cwd), str(self._private / "s")])
+        args += sandbox._system_mounts() + runtime.mounts()
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
+                 "--bind", str(self._scratch), str(cwd),
+                 "--bind", str(self._private / "s"), str(self._private / "s"),
+                 "--chdir", str(cwd), "--clearenv"]
+        for key, value in env.items():
+            args += ["--setenv", key, value]
+        args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *cmd]
+        self.log.debug("starting the kernel in the sandbox as uid %s", uid)
+        return await super()._async_launch_kernel(args, cwd="/", env={"PATH": "/usr/bin:/bin"}, **kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if restart:
+            return
+        if self._lease is not None:
+            self._lease.release()  # kills whatever the uid still runs
+            self._lease = None
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's ``Execute`` with every kernel in the sandbox (for ``Autograde`` only)."""
+
+    def __init__(self, *args, **kwargs):
+        problem = sandbox.sandbox_problem()
+        if problem is None:
+            kwargs["kernel_manager_class"] = SandboxedKernelManager
+        elif os.environ.get(UNSAFE_ENV) != "1":
+            raise sandbox.SandboxUnavailable(
+                f"cannot run the students' notebooks isolated: {problem}. Fix that, or set "
+                f"{UNSAFE_ENV}=1 to autograde with unisolated kernels (they can read and change "
+                f"what the grading user can)")
+        super().__init__(*args, **kwargs)
+        if problem is not None:
+            self.log.warning("%s=1: autograding with UNISOLATED kernels (%s)", UNSAFE_ENV, problem)
