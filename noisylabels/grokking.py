@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .noise import MislabeledDataset
-from .training import get_device, seed_everything
+from .training import finish_progress, get_device, progress_bar, seed_everything
 
 __all__ = [
     "ModularArithmetic",
@@ -323,13 +323,11 @@ def train_grokking(
     generator = torch.Generator().manual_seed(seed)
     order, pos = torch.randperm(len(X), generator=generator), 0
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(1, num_steps + 1), desc=desc or "grokking", disable=not progress, leave=False,
-               mininterval=1.0)
+    bar = progress_bar(num_steps, desc or "grokking", progress, unit="step", mininterval=1.0)
+    stopped = None
     start = time.perf_counter()
     model.train()
-    for step in bar:
+    for step in range(1, num_steps + 1):
         if pos + batch_size > len(X):
             order, pos = torch.randperm(len(X), generator=generator), 0
         idx = order[pos:pos + batch_size].to(dev)
@@ -339,6 +337,7 @@ def train_grokking(
         loss.backward()
         opt.step()
         sched.step()
+        bar.update(1)
         if step % eval_every == 0 or step == num_steps:
             tr_losses, tr_correct, tr_ent = _eval(model, X, y)
             va_losses, va_correct, va_ent = _eval(model, X_val, y_val)
@@ -356,12 +355,15 @@ def train_grokking(
                 log["train_acc_mislabeled"].append(tr_correct[mislabeled].float().mean().item())
             if record_example_losses:
                 example_losses.append(tr_losses.cpu().numpy())
-            bar.set_postfix(train=f"{log['train_acc'][-1]:.2f}", val=f"{log['val_acc'][-1]:.2f}")
+            bar.set_postfix(train=f"{log['train_acc'][-1]:.2f}", val=f"{log['val_acc'][-1]:.2f}", refresh=False)
             if not np.isfinite(log["train_loss"][-1]):
+                bar.close()
                 raise FloatingPointError(f"training diverged at step {step}; lower lr")
             if stop_at_val_acc is not None and log["val_acc"][-1] >= stop_at_val_acc:
+                if step < num_steps:
+                    stopped = f"stopped: val acc {stop_at_val_acc:g} reached"
                 break
-    bar.close()
+    finish_progress(bar, stopped)
     if record_example_losses:
         log["example_losses"] = np.stack(example_losses)
     return model, log

@@ -184,6 +184,44 @@ def _make_optimizer(name, params, lr, momentum, weight_decay):
     raise ValueError(f"optimizer must be 'sgd', 'adam', 'adamw', an optimizer or a factory, got {name!r}")
 
 
+# ----------------------------------------------------------------------------- progress bars
+def progress_bar(total: int, desc: str, progress: bool = True, **kwargs):
+    """A ``tqdm.auto`` bar for a training loop (a widget in JupyterLab, text in a terminal).
+
+    Update it by hand (``bar.update(1)``) and end it with :func:`finish_progress`: a bar
+    iterated with ``for step in bar`` and left by ``break`` is closed part-way by tqdm
+    itself, which JupyterLab shows as a red, failed bar.
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("leave", False)
+    return tqdm(total=total, desc=desc, disable=not progress, **kwargs)
+
+
+def finish_progress(bar, stopped: str | None = None) -> None:
+    """Close ``bar`` so that it reads as finished.
+
+    A loop that ran its full count closes as usual (a ``leave=False`` bar disappears).
+    A loop that ended early by design passes the reason as ``stopped`` (say
+    ``"stopped: train acc 0.990 reached"``): the bar's total becomes the count reached,
+    the reason is appended to its postfix and the bar stays, complete (green in
+    JupyterLab), instead of a red bar frozen part-way.
+    """
+    if getattr(bar, "disable", False):
+        bar.close()
+        return
+    if stopped:
+        if bar.total is not None and bar.n < bar.total:
+            bar.total = bar.n
+            container = getattr(bar, "container", None)  # tqdm.notebook: the ipywidgets bar
+            if container is not None:
+                container.children[1].max = max(bar.n, 1)
+        bar.set_postfix_str(f"{bar.postfix}, {stopped}" if bar.postfix else stopped, refresh=False)
+        bar.leave = True
+    bar.refresh()
+    bar.close()
+
+
 def fit(
     model: nn.Module,
     train,
@@ -238,12 +276,10 @@ def fit(
     example_losses = []
     generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(1, num_epochs + 1), desc=desc or type(model).__name__, disable=not progress,
-               leave=False)
+    bar = progress_bar(num_epochs, desc or type(model).__name__, progress, unit="epoch")
+    stopped = None
     start = time.perf_counter()
-    for epoch in bar:
+    for epoch in range(1, num_epochs + 1):
         if hasattr(loss_fn, "set_epoch"):
             loss_fn.set_epoch(epoch)
         model.train()
@@ -272,11 +308,15 @@ def fit(
                                keep_losses=record_example_losses)
         if record_example_losses:
             example_losses.append(losses)
-        bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
+        bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}",
+                        refresh=False)
+        bar.update(1)
         train_acc = history["train_acc"][-1]
         if stop_at_train_acc is not None and train_acc >= stop_at_train_acc:
+            if epoch < num_epochs:
+                stopped = f"stopped: train acc {stop_at_train_acc:g} reached"
             break
-    bar.close()
+    finish_progress(bar, stopped)
     if record_example_losses:
         history["example_losses"] = np.stack(example_losses)
     return history
