@@ -6,6 +6,8 @@ who only lightly edited the released starter code.
 """
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from autograder.similarity import COLUMNS, DEFAULT_THRESHOLD, main, similarity_report
 from noisylabels.evil_twins import STUDENT_STUB
 
+ROOT = Path(__file__).resolve().parent.parent
 STARTER = (Path(__file__).resolve().parent.parent / "solutions" / "hw02_evil_twins" / "train_linear_mnist.py").read_text()
 
 # ----------------------------------------------------------------------------- the class
@@ -427,6 +430,36 @@ def test_nbgraders_submitted_layout_is_found(tmp_path):
         (folder / "hw02.py").write_text(CLASS[student])
     rows = similarity_report(tmp_path / "submitted", tmp_path / "s.csv", log=lambda m: None)
     assert pairs(rows) == {frozenset(("ada", "bob"))}
+
+
+def test_the_command_line_reads_nbgraders_submitted_folder(tmp_path):
+    """``python -m autograder.similarity submitted/`` after ``nbgrader collect``, as the README says."""
+    course = tmp_path / "course"
+    release = Path(__file__).resolve().parent.parent / "solutions" / "hw02_evil_twins"
+    for student in ("ada", "bob", "eve", "cy"):
+        folder = course / "submitted" / student / "hw02_evil_twins"
+        folder.mkdir(parents=True)
+        (folder / "hw02_evil_twins.ipynb").write_text("{}")
+        (folder / "timestamp.txt").write_text("2026-11-30 01:00:00.000000 UTC")
+        for name in ("mnist_util.py", "train_linear_mnist.py"):  # the release's files, handed back
+            (folder / name).write_text((release / name).read_text())
+        if student != "cy":  # cy handed in the notebook only
+            (folder / "hw02.py").write_text(CLASS[student])
+    other = course / "submitted" / "dan" / "hw01_label_corruption"  # another homework only
+    other.mkdir(parents=True)
+    (other / "hw01_label_corruption.ipynb").write_text("{}")
+    run = subprocess.run([sys.executable, "-m", "autograder.similarity", str(course / "submitted"),
+                          "--out", str(course / "similarity.csv"), "--html", str(course / "similarity.html")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "cy: no hw02.py: skipped" in run.stdout and "dan: no hw02.py: skipped" in run.stdout
+    assert "similarity: 3 programs, 1 pairs" in run.stdout
+    with open(course / "similarity.csv", newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert [(r["student_a"], r["student_b"], r["aid_a"], r["aid_b"]) for r in written] == [
+        ("ada", "bob", "lecture 3 notes", "none")]
+    page = (course / "similarity.html").read_text()
+    assert "<h3>ada</h3>" in page and "<h3>bob</h3>" in page and "cy: no hw02.py" in page
 
 
 def test_extra_boilerplate_is_subtracted_too(tmp_path):
