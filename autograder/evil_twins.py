@@ -1,7 +1,8 @@
 """Grade homework 2 ("evil twins") submissions outside nbgrader.
 
     python -m autograder.evil_twins SUBMISSIONS_DIR --final instructor/hw02_evil_twins
-        [--out hw02_grades.csv] [--time-limit 3m] [--jobs 1] [--unsafe-sandbox]
+        [--out hw02_grades.csv] [--time-limit 3m] [--jobs 1 | --scheduler ADDRESS|local:N]
+        [--unsafe-sandbox]
     python -m autograder.evil_twins SUBMISSIONS_DIR --data D --labels L --key K [...]
 
 ``SUBMISSIONS_DIR/<student>/hw02.py`` is run for every student exactly as the homework's
@@ -18,6 +19,11 @@ go to ``<out>.log``; each row records the author-block check (``ok``, ``missing`
 is written next to the grades (``<out stem>_similarity.csv`` and ``.html``, see
 :mod:`autograder.similarity`). Problems of the grader's own (a missing or malformed data or key
 file, no sandbox) stop it before any student is graded, with the reason.
+
+With ``--scheduler`` the programs run on Dask workers (:mod:`autograder.dask_grading`):
+each task gets the bytes of the program, data and helpers, never a key; the rows are
+scored and written here as tasks finish. A student whose worker died twice gets no row
+(a rerun grades it); the run then ends with an error naming them.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from . import sandbox
 from .author_block import check_author_block
 from .hw02_data import load_final_sets, validate_set
 from .hw02_rules import (DEFAULT_TIME_LIMIT, MAX_PROGRAM_BYTES, STATUSES, Grade, course_helpers,
-                         grade_submission, parse_time_limit)
+                         grade_submission, parse_time_limit, score_runs)
 
 COLUMNS = ["student", "errors", "missed", "false_flags", "score", "status", "seconds",
            "author_block", "sandbox", "submission_sha256", "grading_data"]
@@ -47,6 +53,17 @@ DEFAULT_OUT = "hw02_grades.csv"
 
 class GraderError(Exception):
     """A problem of the grader's own (its inputs, its machine): nothing is recorded for it."""
+
+
+class GradingIncomplete(GraderError):
+    """Some students got no row (on a cluster: their worker died twice, or the grader failed
+    there); everyone else is recorded, and a rerun grades exactly these."""
+
+    def __init__(self, failures: dict):
+        self.failures = dict(failures)
+        super().__init__(f"{len(self.failures)} student(s) not graded, no row recorded for them: "
+                         f"{', '.join(sorted(self.failures))}. Run the same command again to grade "
+                         f"them (the grades recorded are kept)")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -173,22 +190,29 @@ def author_block_of(program: Path):
 
 # ----------------------------------------------------------------------------- grading
 def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, helpers=None,
-              limits=None, unsafe=False, log=print) -> list:
+              limits=None, unsafe=False, scheduler=None, log=print) -> list:
     """Grade every student of ``submissions`` without a trusted row in ``out``; return the new rows.
 
     ``sets`` are :class:`autograder.hw02_data.FinalSet` (checked data, labels and key).
-    Raises :class:`GraderError` for the grader's own problems, before grading anyone.
+    ``scheduler``: ``None`` grades here (``jobs`` at once); a Dask scheduler address,
+    ``local:N`` or a :class:`distributed.Client` runs the programs on Dask workers and
+    scores them here (:mod:`autograder.dask_grading`; the keys never leave this process).
+    Raises :class:`GraderError` for the grader's own problems, before grading anyone, and
+    :class:`GradingIncomplete` at the end if some students could not be graded.
     """
     submissions, out = Path(submissions), Path(out)
     if not submissions.is_dir():
         raise GraderError(f"{submissions}: no such folder of submissions")
     if not sets:
         raise GraderError("no grading data given")
+    if scheduler is not None and (jobs or 1) != 1:
+        raise GraderError("give --jobs or --scheduler, not both (on a cluster, each worker slot runs one "
+                          "submission at a time)")
     helpers = course_helpers() if helpers is None else [Path(h) for h in helpers]
     for helper in helpers:
         if not helper.is_file():
             raise GraderError(f"helper {helper}: no such file")
-    if not unsafe and sandbox.sandbox_problem():
+    if scheduler is None and not unsafe and sandbox.sandbox_problem():
         raise GraderError(f"cannot isolate the submissions: {sandbox.sandbox_problem()}. Fix that, "
                           f"or pass --unsafe-sandbox to run them with plain limits as this user "
                           f"(recorded as 'unsafe' in every row)")
@@ -204,14 +228,11 @@ def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, 
     log_path = out.with_name(out.name + ".log")
     if kept:
         log(f"{len(kept)} students already graded in {out}; grading the other {len(todo)}")
-    datasets = [(s.data, s.labels, s.evil, s.n_digits) for s in sets]
     new_rows = []
 
-    def one(student):
+    def record(student, grade):
         program = submissions / student / "hw02.py"
         author, author_reason = author_block_of(program)
-        grade = grade_submission(program, datasets, time_limit=time_limit, helpers=helpers,
-                                 limits=limits, unsafe=unsafe)
         row = grade_row(student, grade, author, digests[student], fingerprint)
         line = f"{student}: {row['score']} % ({row['status']})"
         if grade.reason:
@@ -228,10 +249,66 @@ def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, 
             log(line)
             new_rows.append(row)
 
+    if scheduler is not None:
+        if todo:
+            _grade_on_cluster(scheduler, submissions, todo, sets, helpers, record, time_limit=time_limit,
+                              limits=limits, unsafe=unsafe, log=log)
+        return new_rows
+
+    datasets = [(s.data, s.labels, s.evil, s.n_digits) for s in sets]
+
+    def one(student):
+        grade = grade_submission(submissions / student / "hw02.py", datasets, time_limit=time_limit,
+                                 helpers=helpers, limits=limits, unsafe=unsafe)
+        record(student, grade)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs or 1)) as pool:
         for future in [pool.submit(one, s) for s in todo]:
             future.result()  # the grader's own errors stop the run; rows written so far stay
     return new_rows
+
+
+def _grade_on_cluster(scheduler, submissions, todo, sets, helpers, record, *, time_limit, limits,
+                      unsafe, log):
+    """The programs run on Dask workers (:mod:`autograder.dask_grading`); scoring happens here."""
+    try:
+        from . import dask_grading
+    except ImportError as exc:
+        raise GraderError(f"--scheduler needs Dask's distributed package ({exc}); "
+                          f"pip install 'distributed>=2024.1'") from None
+    from distributed import Client
+
+    keys = [s.evil for s in sets]  # stay in this process: workers get run results' inputs only
+    own = not isinstance(scheduler, Client)
+    client = cluster = None
+    try:
+        if own:
+            try:
+                client, cluster = dask_grading.connect(scheduler, log=log)
+            except (ValueError, ConnectionError, OSError) as exc:
+                raise GraderError(str(exc)) from None
+        else:
+            client = scheduler
+        try:
+            slots = dask_grading.check_workers(client, unsafe=unsafe)
+        except RuntimeError as exc:
+            raise GraderError(str(exc)) from None
+        log(f"grading {len(todo)} students on {slots} Dask worker slot(s) at {client.scheduler.address}")
+
+        def spec_of(student):
+            return dask_grading.task_payload(submissions / student / "hw02.py", sets, helpers,
+                                             time_limit=time_limit, limits=limits, unsafe=unsafe)
+
+        failures = dask_grading.run_on_cluster(
+            client, todo, spec_of,
+            lambda student, runs: record(student, score_runs(runs, keys, isolated=not unsafe)), log=log)
+    finally:
+        if own and client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    if failures:
+        raise GradingIncomplete(failures)
 
 
 def main(argv=None):
@@ -248,6 +325,10 @@ def main(argv=None):
                         help="timeout duration for each run (default 3m: `timeout -k 1s 3m`)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="submissions graded at once (default 1: each program gets the machine's cores)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="grade on a Dask cluster: a scheduler address (tcp://host:8786), or local:N "
+                             "for a local cluster of N single-slot workers; the keys stay here "
+                             "(see autograder/README.md, 'Grading a large class on a cluster')")
     parser.add_argument("--helper", action="append", default=None,
                         help="file placed next to hw02.py (default: the course's mnist_util.py)")
     parser.add_argument("--no-similarity", action="store_true",
@@ -267,7 +348,10 @@ def main(argv=None):
             sets = [validate_set(d, lab, k) for d, lab, k in zip(args.data, args.labels, args.key)]
         parse_time_limit(args.time_limit)
         rows = grade_all(args.submissions, sets, args.out, time_limit=args.time_limit, jobs=args.jobs,
-                         helpers=args.helper, unsafe=args.unsafe_sandbox)
+                         helpers=args.helper, unsafe=args.unsafe_sandbox, scheduler=args.scheduler)
+    except GradingIncomplete as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except (GraderError, ValueError, FileNotFoundError, sandbox.SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("nothing was recorded for this problem; grades already in the file are kept", file=sys.stderr)

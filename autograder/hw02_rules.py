@@ -40,6 +40,8 @@ __all__ = [
     "RunResult",
     "run_submission",
     "Grade",
+    "run_sets",
+    "score_runs",
     "grade_submission",
     "course_helpers",
     "check_on_debugging_files",
@@ -245,41 +247,67 @@ class Grade:
     runs: list = field(default_factory=list)
 
 
-def grade_submission(program, datasets, *, time_limit=None, helpers=(), limits=None,
-                     unsafe: bool = False) -> Grade:
-    """Grade ``program`` on ``datasets``: a list of ``(data_path, labels_path, evil_indices, n_digits)``.
+def run_sets(program, sets, *, time_limit=None, helpers=(), limits=None, unsafe: bool = False) -> list:
+    """Run ``program`` on each of ``sets`` (``(data_path, labels_path, n_digits)``): its runs, in order.
 
-    A run that does not end ``ok`` scores 0 on that set. The score is the mean over the
-    sets; errors, missed and false flags are summed over the sets that ran; the status is
-    ``ok`` or the first other status met.
+    No key is needed (or given): this is the part of grading that may happen on another
+    machine (:mod:`autograder.dask_grading`). A missing or oversized ``hw02.py`` is the
+    same on every set, so the runs stop after the first one then.
     """
-    scores, runs = [], []
-    errors = missed = false_flags = 0
-    any_ok = False
-    status, reason, tail, seconds = "ok", "", "", 0.0
-    for data, labels, evil, n in datasets:
+    runs = []
+    for data, labels, n in sets:
         run = run_submission(program, data, labels, time_limit=time_limit, helpers=helpers,
                              limits=limits, n_digits=n, unsafe=unsafe)
         runs.append(run)
+        if run.status != "ok" and run.reason.startswith(("no hw02.py", "hw02.py is")):
+            break
+    return runs
+
+
+def score_runs(runs, keys, *, isolated: bool = True) -> Grade:
+    """The grade of ``runs`` (from :func:`run_sets`) against ``keys``, one evil-index list per set.
+
+    A run that does not end ``ok`` scores 0 on that set, and so does a set without a run.
+    The score is the mean over the sets; errors, missed and false flags are summed over
+    the sets that ran; the status is ``ok`` or the first other status met.
+    """
+    runs, keys = list(runs), list(keys)
+    if len(runs) > len(keys):
+        raise ValueError(f"{len(runs)} runs for {len(keys)} data sets")
+    scores = []
+    errors = missed = false_flags = 0
+    any_ok = False
+    status, reason, tail, seconds = "ok", "", "", 0.0
+    for run, evil in zip(runs, keys):
         seconds += run.seconds
         if run.status != "ok":
             scores.append(0.0)
             if status == "ok":
                 status, reason, tail = run.status, run.reason, run.stderr_tail
-            if run.reason.startswith(("no hw02.py", "hw02.py is")):
-                break  # the same on every set
             continue
         any_ok = True
         set_errors, set_missed, set_false = count_errors(run.flagged, evil)
         errors, missed, false_flags = errors + set_errors, missed + set_missed, false_flags + set_false
         scores.append(score_errors(set_errors))
-    scores += [0.0] * (len(datasets) - len(scores))
+    scores += [0.0] * (len(keys) - len(scores))
     score = sum(scores) / len(scores) if scores else 0.0
     if not any_ok:
         errors = missed = false_flags = None
     return Grade(status=status, score=round(score, 2), errors=errors, missed=missed,
                  false_flags=false_flags, seconds=round(seconds, 1), reason=reason,
-                 stderr_tail=tail, isolated=not unsafe, runs=runs)
+                 stderr_tail=tail, isolated=isolated, runs=runs)
+
+
+def grade_submission(program, datasets, *, time_limit=None, helpers=(), limits=None,
+                     unsafe: bool = False) -> Grade:
+    """Grade ``program`` on ``datasets``: a list of ``(data_path, labels_path, evil_indices, n_digits)``.
+
+    :func:`run_sets` then :func:`score_runs` (see there for the rules).
+    """
+    datasets = list(datasets)
+    runs = run_sets(program, [(data, labels, n) for data, labels, _, n in datasets],
+                    time_limit=time_limit, helpers=helpers, limits=limits, unsafe=unsafe)
+    return score_runs(runs, [evil for _, _, evil, _ in datasets], isolated=not unsafe)
 
 
 # ----------------------------------------------------------------------------- the notebook's self-check
