@@ -1,0 +1,117 @@
+"""Homework 2's grader on Dask: submissions graded per minute with 1 and 2 workers, and the overhead.
+
+Generates a class of ``--students`` submissions (default 8) that each busy-loop on one
+core for ``--seconds`` of CPU time (default 3) and print an answer, and one small final
+data set. Grades the class three times with :func:`autograder.evil_twins.grade_all`,
+each time into a fresh grades file, every run in the real sandbox:
+
+- ``direct``: the local grader, one submission at a time (``--jobs 1``, no Dask);
+- ``1 worker`` and ``2 workers``: ``--scheduler`` on a ``LocalCluster`` of that many
+  single-slot worker processes (``--nthreads 1``, resource ``grading=1``), as the
+  README's cluster section starts them; the cluster's start is timed separately.
+
+Reports submissions graded per minute for 1 and 2 workers and the scheduling overhead
+per submission (1 worker minus direct, divided by the class size). Targets (issue 16):
+overhead under 0.5 s a submission; 2 workers at least 1.8x one worker (the submissions
+use one core each; on a 2-core machine this needs both cores free). Time: about 75 s with
+the defaults. ``--json``: the last line is
+``{"workers": [1, 2], "per_minute": [...], "overhead_seconds": s, ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import dask
+from distributed import Client, LocalCluster
+
+from autograder import dask_grading
+from autograder.evil_twins import grade_all
+from autograder.hw02_data import load_final_sets, make_final_sets
+
+BUSY = """\
+import time
+start = time.process_time()
+while time.process_time() - start < {seconds}:
+    pass
+print("0")
+"""
+
+
+def quiet(*args):
+    pass
+
+
+def timed_grading(subs, sets, out, **kwargs) -> float:
+    start = time.perf_counter()
+    rows = grade_all(subs, sets, out, time_limit="60s", log=quiet, **kwargs)
+    seconds = time.perf_counter() - start
+    bad = [r["student"] for r in rows if r["status"] != "ok"]
+    if bad:
+        raise SystemExit(f"benchmark submissions did not run cleanly: {bad}")
+    return seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the JSON line last")
+    parser.add_argument("--students", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=3.0, help="CPU seconds each submission spends")
+    args = parser.parse_args(argv)
+    say = print
+    report = {"workers": [1, 2], "students": args.students, "submission_cpu_seconds": args.seconds,
+              "load_average_before": round(os.getloadavg()[0], 2)}
+    with tempfile.TemporaryDirectory(prefix="grading-throughput-") as tmp:
+        tmp = Path(tmp)
+        make_final_sets(tmp / "final", n_sets=1, size=40, n_twins=5, kind="exact", seed=5, log=quiet)
+        sets = load_final_sets(tmp / "final")
+        subs = tmp / "submissions"
+        for i in range(args.students):
+            (subs / f"s{i:03d}").mkdir(parents=True)
+            # each program differs (a comment) so the class is not one file graded n times
+            (subs / f"s{i:03d}" / "hw02.py").write_text(f"# student {i}\n" + BUSY.format(seconds=args.seconds))
+        direct = timed_grading(subs, sets, tmp / "direct.csv", jobs=1)
+        say(f"direct (local grader, one at a time): {direct:.1f} s for {args.students} submissions")
+        walls, starts = [], []
+        for n in report["workers"]:
+            start = time.perf_counter()
+            with dask.config.set({"distributed.scheduler.allowed-failures": dask_grading.ALLOWED_FAILURES}):
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                       resources={dask_grading.RESOURCE: 1}, dashboard_address=":0")
+            client = Client(cluster)
+            client.wait_for_workers(n)
+            starts.append(round(time.perf_counter() - start, 2))
+            try:
+                walls.append(timed_grading(subs, sets, tmp / f"dask{n}.csv", scheduler=client))
+            finally:
+                client.close()
+                cluster.close()
+            say(f"{n} worker(s): {walls[-1]:.1f} s ({args.students / walls[-1] * 60:.1f} a minute); "
+                f"cluster start {starts[-1]:.1f} s, not counted")
+    report["direct_seconds"] = round(direct, 2)
+    report["wall_seconds"] = [round(w, 2) for w in walls]
+    report["cluster_start_seconds"] = starts
+    report["per_minute"] = [round(args.students / w * 60, 2) for w in walls]
+    report["overhead_seconds"] = round((walls[0] - direct) / args.students, 3)
+    report["speedup_2_workers"] = round(walls[0] / walls[1], 2)
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
+    report["targets_met"] = {"overhead_under_0.5_s": report["overhead_seconds"] < 0.5,
+                             "two_workers_at_least_1.8x": report["speedup_2_workers"] >= 1.8}
+    say(f"overhead {report['overhead_seconds']:.3f} s a submission (target < 0.5: "
+        f"{'met' if report['targets_met']['overhead_under_0.5_s'] else 'MISSED'}); 2 workers "
+        f"{report['speedup_2_workers']:.2f}x one (target >= 1.8: "
+        f"{'met' if report['targets_met']['two_workers_at_least_1.8x'] else 'MISSED'}); load average "
+        f"{report['load_average_before']} before, {report['load_average_after']} after")
+    if args.json:
+        first = {k: report[k] for k in ("workers", "per_minute", "overhead_seconds")}
+        print(json.dumps({**first, **{k: v for k, v in report.items() if k not in first}}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
