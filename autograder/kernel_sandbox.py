@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -117,7 +118,16 @@ class SandboxedKernelManager(AsyncKernelManager):
         args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *cmd]
         self.log.debug("starting the kernel in the sandbox as uid %s", uid)
+        kw["stdout"] = subprocess.DEVNULL  # the kernel's start-up banner; its stderr stays for errors
         return await super()._async_launch_kernel(args, cwd="/", env={"PATH": "/usr/bin:/bin"}, **kw)
+
+    async def _async_interrupt_kernel(self) -> None:
+        """Interrupt by message: a signal to bubblewrap would not reach the kernel in its session."""
+        if self.kernel_spec is not None:
+            self.kernel_spec.interrupt_mode = "message"
+        await super()._async_interrupt_kernel()
+
+    interrupt_kernel = _async_interrupt_kernel  # AsyncKernelManager binds the name at class creation
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)

@@ -1,110 +1,177 @@
-"""Homework 2 end to end through the real nbgrader: generate, collect, autograde, export.
+"""Homework 2 end to end through the real nbgrader: release, collect, autograde, export, feedback.
 
-Slow (it runs nbgrader and four submissions). The 3-minute limit is shortened for the
-hanging submission through ``NOISYLABELS_HW02_TIME_LIMIT`` (documented in
-``autograder/README.md``); ``test_evil_twins.py`` checks the default is exactly
-``timeout -k 1s 3m``.
+In a copy of the course with its own private final data (``instructor/hw02_evil_twins``),
+six submissions are graded: the reference solution, the untouched stub, a program with
+known errors, one that hangs, and two cheats (the stub with notebook cells that fake the
+check and try to reach the gradebook and the key; a program that looks for the key).
+Points come from the sandboxed grader outside the students' kernels, and the kernels
+themselves run sandboxed. Slow: it runs nbgrader and the programs. The 3-minute limit is
+shortened for the hanging program through ``NOISYLABELS_HW02_TIME_LIMIT``.
 """
 
-import ast
 import csv
+import gzip
+import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
+from autograder import hw02_rules as rules
+from autograder.hw02_data import load_final_sets, make_final_sets
+from autograder.kernel_sandbox import UNSAFE_ENV
 from noisylabels import evil_twins as et
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "solutions" / et.HW02
-NOTEBOOK = SOURCE / "hw02_evil_twins.ipynb"
-
-
-def final_sets():
-    """The hidden grade cell's data sets, read from the source notebook."""
-    m = re.search(r"FINAL_SETS = (\[.*?\])\\n", NOTEBOOK.read_text())
-    return ast.literal_eval(m.group(1).replace('\\"', '"'))
-
+HW02 = rules.HW02
+SOURCE = ROOT / "solutions" / HW02
 
 KNOWN_ERRORS = '''\
-# A submission with exactly 3 missed twins and 4 wrongly flagged digits on any known set.
-import argparse
-import numpy as np
-import mnist_util
-from noisylabels import evil_twins as et
+# Author: Kim Known
+# Netid: kk12
+# Aid: none
+"""Prints a prepared answer with a known number of errors for each file it knows."""
+import argparse, gzip, hashlib
 p = argparse.ArgumentParser()
 p.add_argument("--data")
 p.add_argument("--labels")
 a = p.parse_args()
-labels = mnist_util.read_labels(a.labels)
-for kw in SETS:
-    s = et.make_evil_twin_set(**kw)
-    if len(s.labels) == len(labels) and np.array_equal(s.labels, labels):
-        clean = [i for i in range(len(labels)) if i not in s.evil]
-        print(", ".join(map(str, sorted(s.evil[3:] + clean[:4]))))
+ANSWERS = ANSWER_TABLE
+print(ANSWERS.get(hashlib.sha256(gzip.open(a.labels).read()).hexdigest(), ""))
 '''
 
 HANGS = "import time\nwhile True:\n    time.sleep(1)\n"
 
+# Added after the check cell: fakes the check object, tries the gradebook and the key.
+CHEAT_CELL = '''\
+import os, types, sqlite3
+debug_grade = types.SimpleNamespace(status="ok", errors=0, reason="", score=100.0)
+found = []
+for root, dirs, files in os.walk("/"):
+    if root.startswith(("/proc", "/sys")):
+        continue
+    found += [os.path.join(root, n) for n in files + dirs if n in ("gradebook.db", "key.txt", "instructor")]
+for path in found:
+    if path.endswith("gradebook.db"):
+        db = sqlite3.connect(path)
+        db.execute("UPDATE grade SET manual_score = 100")
+        db.commit()
+print("found", found)
+final_points = 90
+'''
+
+SEARCHES_FOR_KEY = '''\
+# Author: Mal Lory
+# Netid: ml66
+# Aid: none
+import os
+answer = ""
+for root, dirs, files in os.walk("/"):
+    if root.startswith(("/proc", "/sys")):
+        continue
+    if "key.txt" in files:
+        answer = open(os.path.join(root, "key.txt")).read().strip()
+print(answer)
+'''
+
+
+def labels_digest(path):
+    return hashlib.sha256(gzip.open(path).read()).hexdigest()
+
 
 def nbgrader(course, env, *args):
     run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                         capture_output=True, text=True, timeout=1200)
+                         capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run
 
 
 @pytest.mark.slow
-def test_nbgrader_autograde_gives_each_submission_the_rules_points(tmp_path):
+def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(tmp_path):
     course = tmp_path / "course"
     (course / "solutions").mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(SOURCE, course / "solutions" / et.HW02,
+    shutil.copytree(SOURCE, course / "solutions" / HW02,
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
-    env = dict(os.environ)
+    env = dict(os.environ, NOISYLABELS_SIZE="quick", OMP_NUM_THREADS="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env[et.TIME_LIMIT_ENV] = "30s"
-    env["NOISYLABELS_SIZE"] = "quick"
-    env.pop("NOISYLABELS_GRADEBOOK", None)
+    env[rules.TIME_LIMIT_ENV] = "30s"
+    for name in ("NOISYLABELS_GRADEBOOK", "NOISYLABELS_ROOT", "NOISYLABELS_HW02_FINAL", UNSAFE_ENV):
+        env.pop(name, None)
 
-    nbgrader(course, env, "generate_assignment", et.HW02)
-    release = course / "assignments" / et.HW02
+    subprocess.run([sys.executable, "-m", "noisylabels.cli", "assignments", HW02, "--register"], cwd=course,
+                   env=env, check=True, capture_output=True, timeout=600)
+    release = course / "assignments" / HW02
     assert (release / "hw02.py").read_text() == et.STUDENT_STUB
-    assert "BEGIN HIDDEN TESTS" not in (release / "hw02_evil_twins.ipynb").read_text()
-    assert "80462" not in (release / "hw02_evil_twins.ipynb").read_text()
+    assert "HIDDEN" not in (release / f"{HW02}.ipynb").read_text()
 
-    sets = final_sets()
+    # without the instructor's final data, autograde stops and records nothing for anyone
+    folder = course / "submitted" / "early" / HW02
+    shutil.copytree(release, folder)
+    early = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", HW02], cwd=course, env=env,
+                           capture_output=True, text=True, timeout=1800)
+    assert "make-final" in early.stdout + early.stderr
+    assert not (course / "autograded" / "early" / HW02 / f"{HW02}.ipynb").exists()
+    shutil.rmtree(course / "submitted")
+
+    final_dir = course / "instructor" / HW02
+    make_final_sets(final_dir, n_sets=1, seed=20261130, log=lambda *a: None)
+    final = load_final_sets(final_dir)[0]
+    debug_evil = et.make_evil_twin_set(**et.DEBUG_SETTINGS).evil
+    clean_final = [i for i in range(final.n_digits) if i not in final.evil]
+    answers = {  # 3 missed + 4 wrongly flagged = 7 errors on the final set; 0 on the debugging file
+        labels_digest(final.labels): ", ".join(map(str, sorted(final.evil[3:] + clean_final[:4]))),
+        labels_digest(release / "bad_labels_ubyte.gz"): ", ".join(map(str, debug_evil)),
+    }
     programs = {
         "reference": (SOURCE / "hw02.py").read_text(),
         "stub": et.STUDENT_STUB,
-        "known": KNOWN_ERRORS.replace("SETS", repr(sets + [et.DEBUG_SETTINGS])),
+        "known": KNOWN_ERRORS.replace("ANSWER_TABLE", repr(answers)),
         "hangs": HANGS,
+        "cheat_cells": et.STUDENT_STUB,
+        "cheat_search": SEARCHES_FOR_KEY,
     }
     for student, program in programs.items():
-        folder = course / "submitted" / student / et.HW02
+        folder = course / "submitted" / student / HW02
         shutil.copytree(release, folder)
         (folder / "hw02.py").write_text(program)
-        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+        if student == "cheat_cells":
+            nb = nbformat.read(folder / f"{HW02}.ipynb", as_version=4)
+            check = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "check")
+            nb.cells.insert(check + 1, nbformat.v4.new_code_cell(CHEAT_CELL))
+            nbformat.write(nb, folder / f"{HW02}.ipynb")
 
-    nbgrader(course, env, "autograde", et.HW02, "--create")
+    graded = nbgrader(course, env, "autograde", HW02)
+    log = graded.stdout + graded.stderr
+    assert "Attribute 'checksum'" not in log
     for student, program in programs.items():  # autograde kept each student's own hw02.py
-        assert (course / "autograded" / student / et.HW02 / "hw02.py").read_text() == program
-    nbgrader(course, env, "export", "--to", str(tmp_path / "grades.csv"))
-    scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+        assert (course / "autograded" / student / HW02 / "hw02.py").read_text() == program
+    nbgrader(course, env, "export", "--to", str(tmp_path / "nbgrader_grades.csv"))
+    scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "nbgrader_grades.csv"))}
 
-    stub_errors = sum(len(et.make_evil_twin_set(**kw).evil) for kw in sets)
+    stub_points = 90 * rules.score_errors(len(final.evil)) / 100
     assert scores["reference"] == 100.0
-    assert scores["stub"] == pytest.approx(90 * et.score_errors(stub_errors) / 100)
-    assert scores["known"] == pytest.approx(90 * et.score_errors(7) / 100)
+    assert scores["stub"] == pytest.approx(stub_points)
+    assert scores["known"] == pytest.approx(10 + 90 * rules.score_errors(7) / 100)
     assert scores["hangs"] == 0.0
-    hang_nb = (course / "autograded" / "hangs" / et.HW02 / "hw02_evil_twins.ipynb").read_text()
+    assert scores["cheat_cells"] == pytest.approx(stub_points)  # no more than the same stub
+    assert scores["cheat_search"] == pytest.approx(stub_points)  # it found no key
+    cheat_nb = (course / "autograded" / "cheat_cells" / HW02 / f"{HW02}.ipynb").read_text()
+    assert "found []" in cheat_nb  # the sandboxed kernel saw no gradebook, key or instructor folder
+    hang_nb = (course / "autograded" / "hangs" / HW02 / f"{HW02}.ipynb").read_text()
     assert "timed out after 30 seconds" in hang_nb
 
-    nbgrader(course, env, "generate_feedback", et.HW02)
-    html = (course / "feedback" / "stub" / et.HW02 / "hw02_evil_twins.html").read_text()
-    assert "Score:" in html and "missed" in html
-    assert "80462" not in html and "FINAL_SETS" not in html
+    nbgrader(course, env, "generate_feedback", HW02)
+    html = (course / "feedback" / "known" / HW02 / f"{HW02}.html").read_text()
+    assert "7 errors (3 evil twins missed, 4 digits wrongly" in html
+    assert "Author block: ok" in html
+    stub_html = (course / "feedback" / "stub" / HW02 / f"{HW02}.html").read_text()
+    assert "Author block: incomplete" in stub_html
+    key_text = ", ".join(map(str, final.evil))
+    for student in programs:
+        feedback = (course / "feedback" / student / HW02 / f"{HW02}.html").read_text()
+        assert key_text not in feedback
