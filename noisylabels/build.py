@@ -3,7 +3,8 @@
 Each notebook runs in a copy of its folder under ``build/`` (so nothing is written into
 the repository), on the offline data. The executed notebook, an HTML page and the
 figures it drew are written next to it; a notebook that fails is reported with its
-error and the others still run. The run ends with a table (notebook, status, seconds,
+error and the others still run. With the HTML pages comes a static course site
+(``build/index.html``, see :mod:`noisylabels.site`), readable offline. The run ends with a table (notebook, status, seconds,
 the result the notebook asserted), also saved as ``build/summary.md`` and
 ``build/summary.json``.
 """
@@ -61,11 +62,10 @@ def _save_figures(nb, folder: Path) -> int:
     return count
 
 
-def _save_html(nb, path: Path) -> None:
-    from nbconvert import HTMLExporter
+def _save_html(nb, path: Path, site_root: Path) -> None:
+    from .site import export_html
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    path.write_text(body, encoding="utf-8")
+    export_html(nb, path, site_root)
 
 
 def _error_summary(err: Exception) -> str:
@@ -163,7 +163,7 @@ def build(root=None, out="build", names=None, size: str | None = None, timeout: 
         _save_figures(nb, workdir / f"{source.stem}_figures")
         if html:
             try:
-                _save_html(nb, target.with_suffix(".html"))
+                _save_html(nb, target.with_suffix(".html"), out)
             except Exception as err:  # HTML is a convenience; never lose the run over it
                 run.output = f"HTML export failed: {err}"
         runs.append(run)
@@ -173,4 +173,11 @@ def build(root=None, out="build", names=None, size: str | None = None, timeout: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps([asdict(r) for r in runs], indent=1), encoding="utf-8")
+    if html:
+        from .site import write_site
+
+        start = time.perf_counter()
+        index = write_site(root, out, runs)
+        if progress:
+            print(f"course site: {index} ({time.perf_counter() - start:.1f} s)")
     return runs
