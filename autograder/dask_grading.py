@@ -157,7 +157,10 @@ def check_workers(client, *, unsafe: bool, wait_seconds: float = 60) -> int:
     except TimeoutError:
         raise RuntimeError(f"no Dask worker joined within {wait_seconds:g} s; start them with "
                            f"`{WORKER_COMMAND}`") from None
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]  # all of them (newer Dask lists 5)
+    except TypeError:  # older Dask: always all of them
+        workers = client.scheduler_info()["workers"]
     slots = {addr: w for addr, w in workers.items() if w.get("resources", {}).get(RESOURCE, 0) >= 1}
     if not slots:
         raise RuntimeError(f"none of the {len(workers)} worker(s) offers the resource "

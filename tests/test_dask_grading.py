@@ -191,6 +191,19 @@ def test_jobs_and_scheduler_together_are_refused(tmp_path, sets):
         grade_all(subs, sets, tmp_path / "g.csv", jobs=2, scheduler="local:1", helpers=HELPERS)
 
 
+def test_workers_without_the_grading_resource_stop_it_before_grading(tmp_path, sets):
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        with Client(cluster) as plain:
+            subs = class_folder(tmp_path, {"a": "print('1')\n"})
+            out = tmp_path / "grades.csv"
+            with pytest.raises(GraderError, match="--resources grading=1"):
+                grade_all(subs, sets, out, helpers=HELPERS, scheduler=plain, log=quiet)
+            assert read_rows(out) == []
+    finally:
+        cluster.close()
+
+
 def test_oversized_and_missing_programs_are_judged_without_sending_them(tmp_path, sets):
     big = tmp_path / "big" / "hw02.py"
     big.parent.mkdir()
