@@ -5,7 +5,9 @@
 - ``noisylabels clean``: strip outputs and editor metadata from the committed notebooks;
 - ``noisylabels assignments``: regenerate ``assignments/`` from ``solutions/`` with
   nbgrader (``--check`` only reports drift; ``--register`` also records them in the
-  course's ``gradebook.db``, which ``nbgrader autograde`` needs).
+  course's ``gradebook.db``, which ``nbgrader autograde`` needs);
+- ``noisylabels lab``: JupyterLab at the course root for students (``--instructor``: with
+  the nbgrader tools).
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ def _cmd_assignments(args) -> int:
     return 0
 
 
+def _cmd_lab(args) -> int:
+    from . import lab
+    from .course import find_root
+
+    root = Path(args.root) if args.root else find_root()
+    threads = lab.default_threads() if args.threads is None else (args.threads or None)
+    return lab.main(root, instructor=args.instructor, threads=threads, extra=args.jupyter_args,
+                    print_only=args.print_command)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="noisylabels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="course repository (default: found from the current folder)")
@@ -86,7 +98,20 @@ def main(argv=None) -> int:
                         "as nbgrader autograde needs")
     a.set_defaults(func=_cmd_assignments)
 
-    args = parser.parse_args(argv)
+    lab = sub.add_parser("lab", help="start JupyterLab at the course root (students; --instructor for nbgrader tools)",
+                         description="Start JupyterLab at the course root. Other options (say --port=8890 "
+                                     "--no-browser) go to jupyter lab.")
+    lab.add_argument("--instructor", action="store_true",
+                     help="with nbgrader's instructor tools (formgrader, create assignment, exchange)")
+    lab.add_argument("--threads", type=int, default=None,
+                     help="PyTorch/BLAS threads a kernel (default: 1 on machines with up to 4 cores; 0: library default)")
+    lab.add_argument("--print-command", action="store_true", help="print the command and settings, do not start")
+    lab.set_defaults(func=_cmd_lab)
+
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.jupyter_args = unknown
     return args.func(args)
 
 

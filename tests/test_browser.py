@@ -1,0 +1,231 @@
+"""The course as students meet it: ``noisylabels lab`` started for real on a free localhost
+port, driven in a real headless Chromium (Debian's ``chromium``) through Playwright.
+
+Slow tests (they run with ``CI=true`` or ``--run-slow``). Without a browser or Playwright
+they skip locally and fail in CI. Screenshots go to each test's ``tmp_path``.
+One JupyterLab and one Chromium at a time; both are stopped when the module ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSON = "lessons/01_label_noise_and_memorization.ipynb"
+FIRST_CELLS = 19  # through the first training run (early stop) and its plot
+HOMEWORK = "assignments/hw01_label_corruption/hw01_label_corruption.ipynb"
+TOKEN = "noisylabels-browser-test"
+NB = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
+INSTRUCTOR_WORDS = ("Nbgrader", "Formgrader", "Create Assignment", "Assignment List", "Course List",
+                    "exchange directory", "Error fetching courses")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _chromium() -> str:
+    """The system Chromium and Playwright, or a skip (locally) / failure (CI) that says what is missing."""
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("pip package playwright (pip install -e '.[dev]')")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        missing.append("a Chromium browser (apt-get install -y chromium)")
+    if missing:
+        message = "browser tests need " + " and ".join(missing)
+        if _in_ci():
+            pytest.fail(message + "; .ci/run installs them")
+        pytest.skip(message)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _make_course(folder: Path) -> Path:
+    """A student's copy of the course: the lessons, homework 1's student version, the settings."""
+    folder.mkdir(parents=True)
+    shutil.copytree(ROOT / "lessons", folder / "lessons", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copytree(ROOT / "assignments" / "hw01_label_corruption", folder / "assignments" / "hw01_label_corruption",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(ROOT / "jupyter", folder / "jupyter")
+    shutil.copy(ROOT / "nbgrader_config.py", folder / "nbgrader_config.py")
+    return folder
+
+
+class Lab:
+    """A running ``noisylabels lab`` server."""
+
+    def __init__(self, course: Path, home: Path, instructor: bool = False):
+        self.course, self.port = course, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        settings = home / "lab-settings" / "@jupyterlab" / "notebook-extension"
+        settings.mkdir(parents=True, exist_ok=True)
+        # render every cell, so that the test can read cells below the fold
+        (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+        env = dict(os.environ, NOISYLABELS_SIZE="quick", JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
+                   JUPYTERLAB_WORKSPACES_DIR=str(home / "lab-workspaces"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                   NOISYLABELS_EXCHANGE=str(home / "exchange"))
+        env.pop("NOISYLABELS_ROOT", None)
+        cmd = [sys.executable, "-m", "noisylabels.cli", "--root", str(course), "lab",
+               *(["--instructor"] if instructor else []),
+               "--no-browser", f"--port={self.port}", "--ServerApp.ip=127.0.0.1",
+               f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0"]
+        self.log = open(home / "jupyterlab.log", "w")
+        self.proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited: {(home / 'jupyterlab.log').read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{self.url}/api/status?token={TOKEN}", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError("JupyterLab did not answer within 120 s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def student_lab(tmp_path_factory, browser):
+    home = tmp_path_factory.mktemp("student")
+    lab = Lab(_make_course(home / "course"), home)
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    pg.external_requests = []
+    pg.on("request", lambda r: pg.external_requests.append(r.url)
+          if not r.url.startswith(("http://127.0.0.1", "data:", "blob:", "about:", "file:")) else None)
+    yield pg
+    pg.screenshot(path=str(tmp_path / "final.png"))
+    context.close()
+
+
+def _open_lab(page, lab, path=""):
+    page.goto(f"{lab.url}/{path}?reset&token={TOKEN}")  # reset: not the tabs an earlier test left open
+    page.wait_for_selector("#jp-main-dock-panel", state="visible")
+    page.wait_for_selector(".jp-DirListing-content", state="visible")
+    page.wait_for_timeout(3000)  # let late plugins (menus, notifications) load
+
+
+def _dialogs(page) -> list[str]:
+    return [d.inner_text() for d in page.query_selector_all(".jp-Dialog")]
+
+
+def _open_notebook(page, lab, path):
+    _open_lab(page, lab, f"lab/tree/{path}")
+    page.wait_for_selector(f"{NB} .jp-Cell", state="visible")
+    page.wait_for_function(  # the kernel is up
+        "() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');"
+        " return !s || s.getAttribute('data-status') === 'idle'; }", timeout=120_000)
+
+
+def test_student_lab_opens_on_lessons_without_instructor_tools_or_error_dialogs(student_lab, page, tmp_path):
+    page.goto(f"{student_lab.url}/?token={TOKEN}")  # the default URL noisylabels lab sets up
+    page.wait_for_selector(".jp-DirListing-content", state="visible")
+    page.wait_for_selector(f"text={Path(LESSON).name}", timeout=60_000)
+    page.wait_for_timeout(4000)
+    page.screenshot(path=str(tmp_path / "student_start.png"))
+    assert "/lab/tree/lessons" in page.url
+    menus = [m.inner_text() for m in page.query_selector_all(".lm-MenuBar-itemLabel")]
+    assert "File" in menus and "Nbgrader" not in menus, menus
+    text = page.inner_text("body")
+    shown = [w for w in INSTRUCTOR_WORDS if w in text]
+    assert not shown, f"the student set-up shows {shown}"
+    assert _dialogs(page) == []
+    # the instructor tools are switched off on the server too, not only hidden
+    page.goto(f"{student_lab.url}/formgrader?token={TOKEN}")
+    assert "404" in page.title() or "Not Found" in page.inner_text("body")
+
+
+def test_first_cells_of_lesson_01_draw_figures_and_finish_progress_bars_cleanly(student_lab, page, tmp_path):
+    _open_notebook(page, student_lab, LESSON)
+    page.click(f"{NB} .jp-Cell >> nth=0")
+    for _ in range(FIRST_CELLS):
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_timeout(150)
+    page.wait_for_function(
+        """n => { const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')].slice(0, n);
+                  return cells.filter(c => c.classList.contains('jp-CodeCell')).every(c => {
+                      const p = c.querySelector('.jp-InputPrompt'); return p && /\\[\\d+\\]/.test(p.textContent); }); }""",
+        arg=FIRST_CELLS, timeout=600_000, polling=2000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(tmp_path / "lesson01_first_cells.png"), full_page=False)
+    outputs = f"{NB} .jp-OutputArea-output"
+    errors = page.query_selector_all(f"{outputs}[data-mime-type='application/vnd.jupyter.error']")
+    assert not errors, errors[0].inner_text()[:2000]
+    stderr = [e.inner_text() for e in page.query_selector_all(f"{outputs}[data-mime-type='application/vnd.jupyter.stderr']")]
+    assert not any("Error" in s or "Traceback" in s for s in stderr), stderr
+    assert len(page.query_selector_all(f"{NB} .jp-RenderedImage img")) >= 3
+    red = page.query_selector_all(f"{NB} .jp-OutputArea [class*='danger']")
+    assert not red, "a progress bar ended red"
+    bars = [b.inner_text() for b in page.query_selector_all(f"{NB} .widget-hbox")]
+    stopped = [b for b in bars if "stopped: train acc 0.995 reached" in b.replace("\u2007", " ")]
+    assert stopped, f"the early-stopped training shows no finished bar with its reason: {bars}"
+    page.locator(f"{NB} .widget-hbox", has_text="stopped").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "lesson01_stopped_bar.png"))
+    assert not [u for u in page.external_requests if "://" in u], page.external_requests
+
+
+def test_validate_on_homework_stub_reports_the_unfinished_parts(student_lab, page, tmp_path):
+    _open_notebook(page, student_lab, HOMEWORK)
+    button = page.locator(f"{NB} .jp-Toolbar >> text=Validate")
+    button.click()
+    dialog = page.wait_for_selector(".jp-Dialog", timeout=600_000)
+    page.wait_for_function("() => !/Validating/.test(document.querySelector('.jp-Dialog')?.innerText || '')",
+                           timeout=600_000, polling=1000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "hw01_validate.png"))
+    text = page.inner_text(".jp-Dialog")
+    # the released stub: Validate stops at the first check cell, on the stub's NotImplementedError
+    assert dialog is not None and text.startswith("Validation Results"), text[:3000]
+    assert "The following cell failed" in text and "NotImplementedError" in text, text[:3000]
+    assert "corrupt_uniform" in text, text[:3000]
+    assert "Success! Your notebook passes all the tests." not in text
