@@ -57,9 +57,12 @@ for root, dirs, files in os.walk("/"):
     found += [os.path.join(root, n) for n in files + dirs if n in ("gradebook.db", "key.txt", "instructor")]
 for path in found:
     if path.endswith("gradebook.db"):
-        db = sqlite3.connect(path)
-        db.execute("UPDATE grade SET manual_score = 100")
-        db.commit()
+        try:
+            db = sqlite3.connect(path)
+            db.execute("UPDATE grade SET manual_score = 100")
+            db.commit()
+        except sqlite3.Error as exc:
+            print("not written:", exc)
 print("found", found)
 final_points = 90
 '''
@@ -161,7 +164,10 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
     assert scores["cheat_cells"] == pytest.approx(stub_points)  # no more than the same stub
     assert scores["cheat_search"] == pytest.approx(stub_points)  # it found no key
     cheat_nb = (course / "autograded" / "cheat_cells" / HW02 / f"{HW02}.ipynb").read_text()
-    assert "found []" in cheat_nb  # the sandboxed kernel saw no gradebook, key or instructor folder
+    found = [line for line in nbformat.reads(cheat_nb, as_version=4).cells[check + 1].outputs[0]["text"].splitlines()
+             if line.startswith("found")]
+    # the sandboxed kernel saw neither this course's gradebook, nor the key, nor the instructor folder
+    assert found and str(course) not in found[0] and "key.txt" not in found[0] and "instructor" not in found[0]
     hang_nb = (course / "autograded" / "hangs" / HW02 / f"{HW02}.ipynb").read_text()
     assert "timed out after 30 seconds" in hang_nb
 
