@@ -76,7 +76,7 @@ class Lab:
     """A running ``noisylabels lab`` server."""
 
     def __init__(self, course: Path, home: Path, instructor: bool = False):
-        self.course, self.port = course, _free_port()
+        self.course, self.home, self.port = course, home, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         settings = home / "lab-settings" / "@jupyterlab" / "notebook-extension"
         settings.mkdir(parents=True, exist_ok=True)
@@ -229,3 +229,91 @@ def test_validate_on_homework_stub_reports_the_unfinished_parts(student_lab, pag
     assert "The following cell failed" in text and "NotImplementedError" in text, text[:3000]
     assert "corrupt_uniform" in text, text[:3000]
     assert "Success! Your notebook passes all the tests." not in text
+
+
+@pytest.fixture(scope="module")
+def instructor_lab(tmp_path_factory, browser, student_lab):
+    student_lab.stop()  # one JupyterLab at a time on the shared machine
+    home = tmp_path_factory.mktemp("instructor")
+    course = _make_course(home / "course")
+    shutil.copytree(ROOT / "solutions" / "hw01_label_corruption", course / "solutions" / "hw01_label_corruption",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    lab = Lab(course, home, instructor=True)
+    yield lab
+    lab.stop()
+
+
+def _menu(page, top: str, item: str):
+    page.click(f".lm-MenuBar-itemLabel:text-is('{top}')")
+    page.click(f".lm-Menu-itemLabel:text-is('{item}')")
+
+
+def test_instructor_lab_has_nbgrader_tools_without_exchange_or_course_errors(instructor_lab, page, tmp_path):
+    _open_lab(page, instructor_lab)
+    menus = [m.inner_text() for m in page.query_selector_all(".lm-MenuBar-itemLabel")]
+    assert "Nbgrader" in menus, menus
+    _menu(page, "Nbgrader", "Assignment List")
+    page.wait_for_timeout(4000)
+    _menu(page, "Nbgrader", "Course List")
+    page.wait_for_timeout(4000)
+    page.screenshot(path=str(tmp_path / "instructor_lists.png"))
+    text = page.inner_text("body")
+    for bad in ("exchange directory does not exist", "Error fetching courses"):
+        assert bad not in text, bad
+    _menu(page, "Nbgrader", "Formgrader")
+    frame = page.frame_locator("iframe").first
+    frame.locator("text=hw01_label_corruption").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(tmp_path / "instructor_formgrader.png"))
+    assert _dialogs(page) == []
+    assert (instructor_lab.home / "exchange").is_dir()  # created by noisylabels lab --instructor
+    assert not [u for u in page.external_requests if "mathjax" in u.lower()], page.external_requests
+
+
+def test_formgrader_pages_load_mathjax_from_the_server_not_a_cdn(instructor_lab):
+    """The formgrader's grading and feedback pages call nbconvert's MathJax macro with its CDN
+    default; the instructor set-up's template folder points it at jupyter-server-mathjax."""
+    from noisylabels.lab import lab_command
+
+    _, env = lab_command(instructor_lab.course, instructor=True)
+    script = (
+        "import nbformat, re\n"
+        "from traitlets.config import Config\n"
+        "from nbconvert.exporters import HTMLExporter\n"
+        "import nbgrader.server_extensions.formgrader.handlers as h\n"
+        "c = Config(); c.HTMLExporter.template_name = 'formgrade'\n"
+        "c.HTMLExporter.extra_template_basedirs = [h.template_path]\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('$x^2$')])\n"
+        "body, _ = HTMLExporter(config=c).from_notebook_node(nb, resources=dict(base_url='', notebook_id='x', index=0, total=1))\n"
+        "print([s for s in re.findall(r'<script src=\"([^\"]*)\"', body) if 'MathJax' in s or 'mathjax' in s])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    urls = eval(out.stdout.strip().splitlines()[-1])  # a printed list of strings
+    assert urls == ["/static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"], urls
+    with urllib.request.urlopen(f"{instructor_lab.url}{urls[0].split('?')[0]}?token={TOKEN}", timeout=10) as r:
+        assert r.status == 200 and b"MathJax" in r.read(2000)
+
+
+def test_site_pages_render_math_from_the_local_mathjax_without_the_network(browser, tmp_path):
+    """The course site's homework 4 page (it has formulas), opened from the file system."""
+    _chromium()
+    from noisylabels.site import write_site
+
+    index = write_site(ROOT, tmp_path / "site")
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, offline=True)
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(index.as_uri())
+    page.click("text=Homework 4")
+    page.wait_for_selector("span.MathJax, span.MathJax_CHTML, span.MathJax_SVG", timeout=60_000)
+    page.wait_for_timeout(1000)
+    math = page.query_selector_all("span.MathJax, span.MathJax_CHTML, span.MathJax_SVG")
+    page.locator("span.MathJax, span.MathJax_CHTML, span.MathJax_SVG").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "site_hw04_math.png"))
+    errors = page.query_selector_all(".MathJax_Error, merror")
+    context.close()
+    assert len(math) >= 2 and not errors
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    assert any("_static/mathjax/MathJax.js" in u for u in requests)
