@@ -44,6 +44,21 @@ def isolation_available():
         pytest.skip(f"no isolation here: {problem}")
 
 
+@pytest.fixture(autouse=True)
+def nothing_survives_or_changes_outside(request):
+    """After every case: no process of a sandbox uid alive, the course's homework files and
+    the final data unchanged, and nothing a sandbox uid owns left in /tmp."""
+    watched = sorted((ROOT / "solutions" / rules.HW02).glob("*"))
+    if "final" in request.fixturenames:
+        watched += sorted(request.getfixturevalue("final").rglob("*.*"))
+    before = sandbox.tree_digest(watched)
+    yield
+    assert sandbox_pids() == []
+    assert sandbox.tree_digest(watched) == before
+    left = [p for p in Path("/tmp").iterdir() if p.exists() and p.stat().st_uid in sandbox.UID_RANGE]
+    assert left == []
+
+
 @pytest.fixture(scope="module")
 def final(tmp_path_factory):
     """A small private final data set (mode 0600 files in a 0700 folder)."""
