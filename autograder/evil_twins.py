@@ -22,8 +22,9 @@ file, no sandbox) stop it before any student is graded, with the reason.
 
 With ``--scheduler`` the programs run on Dask workers (:mod:`autograder.dask_grading`):
 each task gets the bytes of the program, data and helpers, never a key; the rows are
-scored and written here as tasks finish. A student whose worker died twice gets no row
-(a rerun grades it); the run then ends with an error naming them.
+scored and written here as tasks finish. A student whose task is lost for good (its
+worker died again after Dask's retry) gets no row, so a rerun grades it; the run then
+ends with an error naming them (exit status 3).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class GraderError(Exception):
 
 
 class GradingIncomplete(GraderError):
-    """Some students got no row (on a cluster: their worker died twice, or the grader failed
-    there); everyone else is recorded, and a rerun grades exactly these."""
+    """Some students got no row (on a cluster: their task's workers kept dying, or the grader
+    failed there); everyone else is recorded, and a rerun grades exactly these."""
 
     def __init__(self, failures: dict):
         self.failures = dict(failures)
