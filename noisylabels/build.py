@@ -86,6 +86,14 @@ def execute_notebook(source: Path, workdir: Path, timeout: int = 1800, size: str
     if size is not None:
         os.environ["NOISYLABELS_SIZE"] = size
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # One thread a kernel on a small machine, as noisylabels lab does: lesson 01's quick run
+    # took 352 s with PyTorch's two threads on a busy 2-core machine and 77 s with one.
+    from .lab import THREAD_VARIABLES, default_threads
+
+    threads = default_threads()
+    set_threads = [] if not threads or any(k in os.environ for k in THREAD_VARIABLES) else list(THREAD_VARIABLES)
+    for name in set_threads:
+        os.environ[name] = str(threads)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     bar = None
     if progress:
@@ -110,6 +118,8 @@ def execute_notebook(source: Path, workdir: Path, timeout: int = 1800, size: str
     except Exception as err:  # a kernel that cannot start, say
         status, error = "failed", _error_summary(err)
     finally:
+        for name in set_threads:
+            os.environ.pop(name, None)
         if bar is not None:
             bar.close()
         if size is not None:

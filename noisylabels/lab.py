@@ -68,17 +68,17 @@ def main(root, instructor: bool = False, threads: int | None = None, extra=(), p
         print(f"{root} has no jupyter/ settings folder: is it the course repository?", file=sys.stderr)
         return 1
     cmd, env = lab_command(root, instructor=instructor, threads=threads, extra=extra)
-    if instructor:
-        exchange = Path(env.get("NOISYLABELS_EXCHANGE", root / "exchange"))
-        exchange.mkdir(parents=True, exist_ok=True)
-        exchange.chmod(0o777)  # as nbgrader's exchange: students submit into it
     changed = {k: env[k] for k in ("JUPYTER_CONFIG_PATH", "JUPYTER_PATH", *THREAD_VARIABLES)
                if env.get(k) != os.environ.get(k)}
     shown = " ".join(f"{k}={v}" for k, v in changed.items()) + " " + " ".join(cmd)
     if print_only:
         print(shown.strip())
         return 0
+    if instructor:  # nbgrader sets the exchange's permissions itself when it releases
+        Path(env.get("NOISYLABELS_EXCHANGE", root / "exchange")).mkdir(parents=True, exist_ok=True)
     print(f"starting JupyterLab for {'instructors' if instructor else 'students'} at {root}"
-          + (f", {threads} thread a kernel" if threads else ""), file=sys.stderr)
+          + (f", {threads} thread a kernel" if threads else ""), file=sys.stderr, flush=True)
     os.chdir(root)
+    if os.name == "posix":
+        os.execve(cmd[0], cmd, env)  # JupyterLab takes this process: Ctrl+C, signals, exit code
     return subprocess.call(cmd, env=env)

@@ -18,7 +18,6 @@ widget outputs (progress bars) themselves.
 from __future__ import annotations
 
 import html
-import re
 import shutil
 import time
 from pathlib import Path
