@@ -55,6 +55,7 @@ __all__ = [
     "SandboxResult",
     "SandboxUnavailable",
     "UidLease",
+    "leftover_processes",
     "sandbox_problem",
     "run_sandboxed",
     "file_digest",
@@ -298,6 +299,29 @@ def _lease_uid():
         yield lease.acquire()
     finally:
         lease.release()
+
+
+def leftover_processes() -> list:
+    """Pids of sandbox-uid processes that no run holds a lease for: what a run left behind."""
+    leftovers = []
+    by_uid = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                uid = entry.stat().st_uid
+                if uid in UID_RANGE:
+                    by_uid.setdefault(uid, []).append(int(entry.name))
+    for uid, pids in by_uid.items():
+        lock = LOCK_DIR / f"uid-{uid}.lock"
+        try:
+            with open(lock, "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody is running as uid
+                leftovers += pids
+        except BlockingIOError:
+            continue  # a run in progress (this or another grader process)
+        except OSError:
+            leftovers += pids
+    return sorted(leftovers)
 
 
 def _kill_uid(uid: int) -> None:

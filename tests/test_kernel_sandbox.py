@@ -7,7 +7,6 @@ with the sandboxed kernel manager), as ``nbgrader autograde`` runs a submission.
 import os
 from pathlib import Path
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -33,15 +32,8 @@ def run_cells(folder, *sources, timeout=60):
 
 
 def sandbox_pids():
-    pids = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid in sandbox.UID_RANGE:
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
+    """Processes of the sandbox uids that no run (of this or another grader) holds: leftovers."""
+    return sandbox.leftover_processes()
 
 
 def test_kernel_runs_isolated_with_the_course_library_and_a_throwaway_copy_of_its_folder(tmp_path):
