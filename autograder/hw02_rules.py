@@ -312,8 +312,9 @@ def grade_submission(program, datasets, *, time_limit=None, helpers=(), limits=N
 
 # ----------------------------------------------------------------------------- the notebook's self-check
 #: The student's own check runs in their own kernel (or, under autograde, in the kernel's
-#: sandbox), not in a fresh sandbox: generous process limits, the rest as in grading.
-SELF_CHECK_LIMITS = sandbox.Limits(processes=1 << 20)
+#: sandbox), not in a fresh sandbox: no process limit of its own (``RLIMIT_NPROC`` would count
+#: every process of the student's user), the rest as in grading.
+SELF_CHECK_LIMITS = sandbox.Limits(processes=None)
 
 
 def check_on_debugging_files(program="hw02.py", folder=".", time_limit=None, show=print) -> Grade:

@@ -83,7 +83,7 @@ class Limits:
     """Limits on one sandboxed run (all per run)."""
 
     memory: int = 6 * GB          #: RLIMIT_AS of each process
-    processes: int = 256          #: processes and threads of the run's uid at once
+    processes: int | None = 256   #: processes and threads of the run's uid at once (None: unchanged)
     file_size: int = 64 * MB      #: RLIMIT_FSIZE: largest file written, standard output included
     output: int = 1 * MB          #: bytes of standard output read back
     scratch_size: int = 256 * MB  #: the writable working folder (tmpfs)
@@ -364,15 +364,23 @@ def tree_digest(paths) -> dict:
 
 # ----------------------------------------------------------------------------- running
 def _preexec(limits: Limits, cpu_seconds: float, isolated: bool):
+    def limit(kind, soft, hard=None):
+        if soft is None:
+            return
+        hard = soft if hard is None else hard
+        _, current = resource.getrlimit(kind)
+        if current != resource.RLIM_INFINITY:  # never above what this process may raise to
+            soft, hard = min(soft, current), min(hard, current)
+        resource.setrlimit(kind, (soft, hard))
+
     def preexec():  # in the child, between fork and exec: inherited by everything it starts
         if not isolated:
             os.setsid()
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        cpu = int(cpu_seconds)
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        limit(resource.RLIMIT_AS, limits.memory)
+        limit(resource.RLIMIT_FSIZE, limits.file_size)
+        limit(resource.RLIMIT_CORE, 0)
+        limit(resource.RLIMIT_CPU, int(cpu_seconds), int(cpu_seconds) + 5)
+        limit(resource.RLIMIT_NPROC, limits.processes)
 
     return preexec
 
