@@ -72,12 +72,10 @@ def default_final_dir(course_root=None) -> Path:
 
 
 def _public_pool():
-    from noisylabels.data import load_offline_mnist
+    """The public offline MNIST digits (uint8) and labels the default pool starts from."""
+    from noisylabels.evil_twins import _all_offline_digits
 
-    X_train, y_train, X_test, y_test = load_offline_mnist()
-    X = np.concatenate([X_train, X_test])
-    y = np.concatenate([y_train, y_test])
-    return np.rint(X * 255).astype(np.uint8), y.astype(np.int64)
+    return _all_offline_digits()
 
 
 def perturb_pool(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

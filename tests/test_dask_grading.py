@@ -22,13 +22,11 @@ from pathlib import Path
 
 import cloudpickle
 import dask
-import distributed
 import pytest
 from distributed import Client, LocalCluster
 
 from autograder import dask_grading
 from autograder import hw02_rules as rules
-from autograder import sandbox
 from autograder.evil_twins import COLUMNS, GraderError, GradingIncomplete, grade_all, main
 from autograder.hw02_data import load_final_sets, make_final_sets
 
@@ -37,13 +35,7 @@ HELPERS = rules.course_helpers(ROOT / "solutions" / rules.HW02)
 SHORT = "5s"
 
 
-@pytest.fixture(autouse=True)
-def isolation_available():
-    problem = sandbox.sandbox_problem()
-    if problem:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI must run the sandbox tests: {problem}")
-        pytest.skip(f"no isolation here: {problem}")
+pytestmark = pytest.mark.usefixtures("require_sandbox")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ One notebook of hostile cells runs through ``SandboxedExecute`` (nbgrader's ``Ex
 with the sandboxed kernel manager), as ``nbgrader autograde`` runs a submission.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,7 @@ from autograder.kernel_sandbox import SandboxedExecute
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def isolation_available():
-    problem = sandbox.sandbox_problem()
-    if problem:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI must run the sandbox tests: {problem}")
-        pytest.skip(f"no isolation here: {problem}")
+pytestmark = pytest.mark.usefixtures("require_sandbox")
 
 
 def run_cells(folder, *sources, timeout=60):
