@@ -106,11 +106,8 @@ class SandboxedKernelManager(AsyncKernelManager):
                 f"--nproc={limits.processes}", "--",
                 "bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
                 "--unshare-uts", "--unshare-cgroup-try", "--unshare-net", "--hostname", "sandbox"]
-        args += sandbox._parent_dirs([*runtime.roots(), str(cwd), str(self._private / "s")])
-        args += sandbox._system_mounts() + runtime.mounts()
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
-                 "--bind", str(self._scratch), str(cwd),
+        args += sandbox.isolation_mounts(runtime, limits, [cwd, self._private / "s"])
+        args += ["--bind", str(self._scratch), str(cwd),
                  "--bind", str(self._private / "s"), str(self._private / "s"),
                  "--chdir", str(cwd), "--clearenv"]
         for key, value in env.items():

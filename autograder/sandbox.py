@@ -56,6 +56,7 @@ __all__ = [
     "SandboxUnavailable",
     "UidLease",
     "leftover_processes",
+    "isolation_mounts",
     "sandbox_problem",
     "run_sandboxed",
     "file_digest",
@@ -253,6 +254,7 @@ def _parent_dirs(paths) -> list:
             if str(parent) not in ("/", ""):
                 dirs.add(str(parent))
     args = []
+    dirs.discard("/tmp")  # the private /tmp: world-writable, made by the caller
     for d in sorted(dirs, key=lambda d: (d.count("/"), d)):
         args += ["--perms", "0755", "--dir", d]
     return args
@@ -397,18 +399,29 @@ def _read_tail(path, limit):
         return fh.read().decode("utf-8", "replace")
 
 
+def isolation_mounts(runtime: Runtime, limits: Limits, mount_points=()) -> list:
+    """bubblewrap arguments for the file system every sandbox starts from.
+
+    The private ``/tmp`` comes first, so that a runtime or a course that lives under the
+    host's ``/tmp`` (a CI clone, say) is mounted on top of it rather than hidden by it; then
+    the folders leading to the mount points, the read-only system and runtime, ``/proc``
+    and ``/dev``. ``mount_points`` are paths the caller mounts afterwards.
+    """
+    args = ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp"]
+    args += _parent_dirs([*runtime.roots(), *map(str, mount_points)])
+    args += _system_mounts() + runtime.mounts()
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    return args
+
+
 def _bwrap_command(command, files, uid, runtime, limits, env, network):
     targets = [f"{SCRATCH}/{name}" for name in files]
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if not network:
         args.append("--unshare-net")
-    args += _parent_dirs([*runtime.roots(), SCRATCH])
-    args += _system_mounts()
-    args += runtime.mounts()
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(limits.scratch_size), "--tmpfs", SCRATCH]
+    args += isolation_mounts(runtime, limits, [SCRATCH])
+    args += ["--perms", "1777", "--size", str(limits.scratch_size), "--tmpfs", SCRATCH]
     for name, target in zip(files, targets):
         args += ["--ro-bind", str(files[name]), target]
     args += ["--chdir", SCRATCH, "--clearenv"]
