@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import noisylabels as nl
 
-from .outside_kernel import CheckFailed, check_values, full_marks, register, require
+from .outside_kernel import CheckFailed, as_tensor, check_values, full_marks, register, require
 
 HW = "hw03_robust_losses"
 
@@ -28,16 +28,6 @@ def _inputs():
     return logits, y
 
 
-def _tensor(values, key, shape=None):
-    value = values.get(key) if isinstance(values, dict) else None
-    require(value is not None, f"{key}: no value (is the gradient missing? use torch operations)")
-    try:
-        t = torch.tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"{key}: not a number or tensor") from exc
-    if shape is not None:
-        require(tuple(t.shape) == tuple(shape), f"{key} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-    return t
 
 
 def _close(a, b, **kw):
@@ -52,7 +42,7 @@ def label_smoothing_fastai(ctx):
     logits, y = _inputs()
     require(v.get("shape") == [], "return a scalar: the mean over the batch")
     for eps in (0.1, 0.3):
-        ours = _tensor(v["by_eps"], str(eps), ())
+        ours = as_tensor(v["by_eps"], str(eps), ())
         require(_close(ours, LabelSmoothingCrossEntropy(eps=eps)(logits, y)), f"differs from fastai at eps={eps}")
     return full_marks(ctx)
 
@@ -61,11 +51,11 @@ def label_smoothing_fastai(ctx):
 def label_smoothing_limits(ctx):
     v = check_values(ctx)
     logits, y = _inputs()
-    require(_close(_tensor(v, "eps0", ()), F.cross_entropy(logits, y)), "eps=0 should be cross-entropy")
+    require(_close(as_tensor(v, "eps0", ()), F.cross_entropy(logits, y)), "eps=0 should be cross-entropy")
     uniform = -F.log_softmax(logits, 1).mean(1).mean()
-    require(_close(_tensor(v, "eps1", ()), uniform), "eps=1 should ignore the labels")
+    require(_close(as_tensor(v, "eps1", ()), uniform), "eps=1 should ignore the labels")
     reference = nl.label_smoothing_cross_entropy(logits.float(), y, eps=0.2)
-    require(_close(_tensor(v, "float32", ()), reference, rtol=1e-5, atol=1e-6), "differs from the reference at eps=0.2")
+    require(_close(as_tensor(v, "float32", ()), reference, rtol=1e-5, atol=1e-6), "differs from the reference at eps=0.2")
     return full_marks(ctx)
 
 
@@ -73,7 +63,7 @@ def label_smoothing_limits(ctx):
 def label_smoothing_gradient(ctx):
     v = check_values(ctx)
     logits, y = _inputs()
-    grad = _tensor(v, "grad", logits.shape)
+    grad = as_tensor(v, "grad", logits.shape)
     targets = 0.9 * F.one_hot(y, 5).double() + 0.1 / 5
     require(_close(grad, (torch.softmax(logits, 1) - targets) / len(y)), "gradient differs from fastai's")
     return full_marks(ctx)
@@ -83,9 +73,9 @@ def label_smoothing_gradient(ctx):
 def gce_closed_form(ctx):
     v = check_values(ctx)
     require(v.get("shape") == [], "return a scalar: the mean over the batch")
-    require(math.isclose(float(_tensor(v, "got", ())), (1 - 4 ** -0.7) / 0.7, rel_tol=1e-5),
+    require(math.isclose(float(as_tensor(v, "got", ())), (1 - 4 ** -0.7) / 0.7, rel_tol=1e-5),
             "differs from the closed form (1 - C ** -q) / q")
-    require(math.isclose(float(_tensor(v, "ten_classes", ())), (1 - 0.1 ** 0.5) / 0.5, rel_tol=1e-5),
+    require(math.isclose(float(as_tensor(v, "ten_classes", ())), (1 - 0.1 ** 0.5) / 0.5, rel_tol=1e-5),
             "differs from the closed form with 10 classes")
     return full_marks(ctx)
 
@@ -95,9 +85,9 @@ def gce_limits(ctx):
     v = check_values(ctx)["by_q"]
     logits, y = _inputs()
     p_y = torch.softmax(logits, 1).gather(1, y[:, None]).squeeze(1)
-    require(_close(_tensor(v, "1.0", ()), (1 - p_y).mean()), "q = 1 should be the mean absolute error 1 - p_y")
-    require(_close(_tensor(v, "1e-06", ()), F.cross_entropy(logits, y), atol=1e-4), "small q should approach cross-entropy")
-    require(_close(_tensor(v, "0.7", ()), nl.generalized_cross_entropy(logits, y, q=0.7)), "differs from the reference at q=0.7")
+    require(_close(as_tensor(v, "1.0", ()), (1 - p_y).mean()), "q = 1 should be the mean absolute error 1 - p_y")
+    require(_close(as_tensor(v, "1e-06", ()), F.cross_entropy(logits, y), atol=1e-4), "small q should approach cross-entropy")
+    require(_close(as_tensor(v, "0.7", ()), nl.generalized_cross_entropy(logits, y, q=0.7)), "differs from the reference at q=0.7")
     return full_marks(ctx)
 
 
@@ -105,7 +95,7 @@ def gce_limits(ctx):
 def gce_gradient(ctx):
     v = check_values(ctx)
     logits, y = _inputs()
-    grad = _tensor(v, "grad", logits.shape)
+    grad = as_tensor(v, "grad", logits.shape)
     p = torch.softmax(logits, 1)
     expected = p.gather(1, y[:, None]) ** 0.7 * (p - F.one_hot(y, 5).double()) / len(y)
     require(_close(grad, expected, atol=1e-10), "gradient differs from p_y^q * (p - onehot) / n")
@@ -123,7 +113,7 @@ def bootstrap_soft(ctx):
     logits, y = _inputs()
     for beta in (0.95, 0.5):
         expected = beta * F.cross_entropy(logits, y) + (1 - beta) * _entropy(logits)
-        require(_close(_tensor(v, str(beta), ()), expected), f"soft bootstrapping with beta={beta} differs from "
+        require(_close(as_tensor(v, str(beta), ()), expected), f"soft bootstrapping with beta={beta} differs from "
                 "beta * CE + (1 - beta) * entropy")
     return full_marks(ctx)
 
@@ -134,8 +124,8 @@ def bootstrap_hard(ctx):
     logits, y = _inputs()
     lp = F.log_softmax(torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]]), 1)
     expected = (-(0.8 * lp[0, 1] + 0.2 * lp[0, 0]) - lp[1, 2]) / 2
-    require(_close(_tensor(v, "small", ()), expected), "hard bootstrapping differs from the closed form")
-    require(_close(_tensor(v, "batch", ()), nl.bootstrap_hard_loss(logits, y, 0.8)), "hard bootstrapping differs "
+    require(_close(as_tensor(v, "small", ()), expected), "hard bootstrapping differs from the closed form")
+    require(_close(as_tensor(v, "batch", ()), nl.bootstrap_hard_loss(logits, y, 0.8)), "hard bootstrapping differs "
             "from the reference")
     return full_marks(ctx)
 
@@ -149,15 +139,15 @@ def bootstrap_gradient(ctx):
         b = logits.clone().requires_grad_(True)
         loss(b).backward()
         message = "soft gradient differs: did you detach p?" if kind == "soft" else "hard gradient differs"
-        require(_close(_tensor(v, kind, logits.shape), b.grad, atol=1e-10), message)
+        require(_close(as_tensor(v, kind, logits.shape), b.grad, atol=1e-10), message)
     return full_marks(ctx)
 
 
 @register(HW, "test_trimmed_mean_closed_form")
 def trimmed_mean_closed_form(ctx):
     v = check_values(ctx)
-    require(math.isclose(float(_tensor(v, "out", ())), 2.0), "the trimmed mean of [1, 5, 2, 100, 3] at 0.4 is 2")
-    require(_close(_tensor(v, "grad", (5,)), torch.tensor([1 / 3, 0.0, 1 / 3, 0.0, 1 / 3])),
+    require(math.isclose(float(as_tensor(v, "out", ())), 2.0), "the trimmed mean of [1, 5, 2, 100, 3] at 0.4 is 2")
+    require(_close(as_tensor(v, "grad", (5,)), torch.tensor([1 / 3, 0.0, 1 / 3, 0.0, 1 / 3])),
             "the dropped losses must get zero gradient, the kept ones 1/k")
     return full_marks(ctx)
 
@@ -165,20 +155,20 @@ def trimmed_mean_closed_form(ctx):
 @register(HW, "test_trimmed_mean_edges")
 def trimmed_mean_edges(ctx):
     v = check_values(ctx)
-    require(math.isclose(float(_tensor(v, "none", ())), 4.0), "no trimming is the mean")
-    require(math.isclose(float(_tensor(v, "heavy", ())), 1.0), "heavy trimming keeps the smallest loss")
+    require(math.isclose(float(as_tensor(v, "none", ())), 4.0), "no trimming is the mean")
+    require(math.isclose(float(as_tensor(v, "heavy", ())), 1.0), "heavy trimming keeps the smallest loss")
     rand = torch.rand(50, generator=torch.Generator().manual_seed(3))
-    require(_close(_tensor(v, "rand", ()), nl.trimmed_mean(rand, 0.3)), "differs from the reference at trim=0.3")
+    require(_close(as_tensor(v, "rand", ()), nl.trimmed_mean(rand, 0.3)), "differs from the reference at trim=0.3")
     return full_marks(ctx)
 
 
 @register(HW, "test_class_weights")
 def class_weights(ctx):
     v = check_values(ctx)
-    require(_close(_tensor(v, "small", (3,)), torch.tensor([4 / 9, 4 / 3, 0.0])), "weights of [0, 0, 0, 1]")
-    require(_close(_tensor(v, "balanced", (3,)), torch.ones(3)), "balanced classes get weight 1")
+    require(_close(as_tensor(v, "small", (3,)), torch.tensor([4 / 9, 4 / 3, 0.0])), "weights of [0, 0, 0, 1]")
+    require(_close(as_tensor(v, "balanced", (3,)), torch.ones(3)), "balanced classes get weight 1")
     labels = torch.randint(0, 4, (40,), generator=torch.Generator().manual_seed(1))
-    require(_close(_tensor(v, "random", (6,)), nl.class_weights_from_frequencies(labels, 6)),
+    require(_close(as_tensor(v, "random", (6,)), nl.class_weights_from_frequencies(labels, 6)),
             "differs from the reference (absent classes get 0)")
     return full_marks(ctx)
 
@@ -199,10 +189,10 @@ def experiment_gce(ctx):
     GCE run used) agrees with the reference on the fixed batch."""
     v = check_values(ctx)
     logits, y = _inputs()
-    require(_close(_tensor(v, "probe_gce", ()), nl.generalized_cross_entropy(logits, y, q=0.7)),
+    require(_close(as_tensor(v, "probe_gce", ()), nl.generalized_cross_entropy(logits, y, q=0.7)),
             "the experiment used your generalized_ce, which differs from the reference")
     final_acc, best_acc = _accuracies(v, "final_acc"), _accuracies(v, "best_acc")
-    drop, gain = float(_tensor(v, "memorization_drop", ())), float(_tensor(v, "gce_gain", ()))
+    drop, gain = float(as_tensor(v, "memorization_drop", ())), float(as_tensor(v, "gce_gain", ()))
     require(math.isclose(drop, best_acc["cross_entropy"] - final_acc["cross_entropy"], abs_tol=1e-9),
             "memorization_drop is best minus final accuracy of cross-entropy")
     require(drop > 0.05, "cross-entropy should lose accuracy as it memorizes the wrong labels")
@@ -217,7 +207,7 @@ def experiment_trimmed(ctx):
     v = check_values(ctx)
     logits, y = _inputs()
     reference = nl.trimmed_mean(F.cross_entropy(logits, y, reduction="none"), 0.2)
-    require(_close(_tensor(v, "probe_trimmed", ()), reference),
+    require(_close(as_tensor(v, "probe_trimmed", ()), reference),
             "the experiment used your trimmed_mean, which differs from the reference")
     final_acc = _accuracies(v, "final_acc")
     require(final_acc["trimmed_mean"] > final_acc["cross_entropy"], "the trimmed mean should beat plain cross-entropy")

@@ -20,7 +20,7 @@ from torch import nn
 
 import noisylabels as nl
 
-from .outside_kernel import CheckFailed, check_values, full_marks, register, require
+from .outside_kernel import as_tensor, check_values, full_marks, register, require
 
 HW = "hw04_reweighting"
 
@@ -41,22 +41,12 @@ def _params(model):
     return {name: p.detach() for name, p in model.named_parameters()}
 
 
-def _tensor(values, key, shape=None):
-    value = values.get(key) if isinstance(values, dict) else None
-    require(value is not None, f"{key}: no value was reported")
-    try:
-        t = torch.tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError) as exc:
-        raise CheckFailed(f"{key}: not a tensor of numbers") from exc
-    if shape is not None:
-        require(tuple(t.shape) == tuple(shape), f"{key}: expected shape {tuple(shape)}, got {tuple(t.shape)}")
-    return t
 
 
 def _tensors(values, key, reference: dict):
     d = values.get(key)
     require(isinstance(d, dict) and set(d) == set(reference), "the result must have the same names as params")
-    return {k: _tensor(d, k, reference[k].shape) for k in reference}
+    return {k: as_tensor(d, k, reference[k].shape) for k in reference}
 
 
 @register(HW, "test_look_ahead_params")
@@ -68,7 +58,7 @@ def look_ahead_params(ctx):
     require(torch.allclose(new["2.bias"], params["2.bias"] - 0.5), "one step of size lr along the gradient")
     expected = nl.look_ahead(params, {k: torch.full_like(p, 2.0) for k, p in params.items()}, 0.25)
     require(all(torch.allclose(new[k], expected[k]) for k in params), "one step of size lr along the gradient")
-    require(torch.equal(_tensor(v, "weight_after", params["0.weight"].shape), params["0.weight"]),
+    require(torch.equal(as_tensor(v, "weight_after", params["0.weight"].shape), params["0.weight"]),
             "params must not be changed in place")
     gen = torch.Generator().manual_seed(11)
     g = {k: torch.randn(p.shape, generator=gen, dtype=p.dtype) for k, p in params.items()}
@@ -92,9 +82,9 @@ def _loss_after_step(model, X, y, X_val, y_val, eps, lr=0.5):
 def validation_gradient_wrt_eps(ctx):
     v = check_values(ctx)
     model, X, y, X_val, y_val = tiny_problem()
-    g = _tensor(v, "g", (len(y),))
+    g = as_tensor(v, "g", (len(y),))
     require(torch.isfinite(g).all() and g.abs().max() > 0, "the gradient should be finite and not all zero")
-    require(torch.allclose(_tensor(v, "g_lr1", (len(y),)), 2 * g, rtol=1e-6), "at eps = 0 the gradient is proportional to lr")
+    require(torch.allclose(as_tensor(v, "g_lr1", (len(y),)), 2 * g, rtol=1e-6), "at eps = 0 the gradient is proportional to lr")
     h = 1e-5
     numeric = []
     for i in range(len(y)):
@@ -105,7 +95,7 @@ def validation_gradient_wrt_eps(ctx):
     require(np.allclose(g.numpy(), numeric, rtol=1e-4, atol=1e-9), "does not match finite differences")
     m2, X2, y2, Xv2, yv2 = tiny_problem(seed=5)
     reference = nl.validation_gradient(m2, X2, y2, Xv2, yv2, 0.1)
-    require(torch.allclose(_tensor(v, "g_seed5", (len(y2),)), reference, rtol=1e-6, atol=1e-12),
+    require(torch.allclose(as_tensor(v, "g_seed5", (len(y2),)), reference, rtol=1e-6, atol=1e-12),
             "differs from the reference on another problem")
     return full_marks(ctx)
 
@@ -113,15 +103,15 @@ def validation_gradient_wrt_eps(ctx):
 @register(HW, "test_rectify_and_normalize_weights")
 def rectify_and_normalize_weights(ctx):
     v = check_values(ctx)
-    w = _tensor(v, "w", (4,))
+    w = as_tensor(v, "w", (4,))
     require(torch.allclose(w, torch.tensor([0.25, 0.0, 0.75, 0.0], dtype=torch.float64)), f"got {w.tolist()}")
-    require(torch.equal(_tensor(v, "zero", (4,)), torch.zeros(4, dtype=torch.float64)), "all zero must stay zero")
+    require(torch.equal(as_tensor(v, "zero", (4,)), torch.zeros(4, dtype=torch.float64)), "all zero must stay zero")
     gen = torch.Generator().manual_seed(12)
-    negative = _tensor(v, "negative", (6,))
+    negative = as_tensor(v, "negative", (6,))
     torch.rand(6, generator=gen)
     require(torch.equal(negative, torch.zeros(6, dtype=torch.float64)), "all negative gives all zeros, not nan")
     u = torch.randn(50, generator=gen)
-    r = _tensor(v, "random", (50,))
+    r = as_tensor(v, "random", (50,))
     require(torch.isclose(r.sum(), torch.tensor(1.0, dtype=torch.float64)) and (r >= 0).all(),
             "the weights are non-negative and sum to 1")
     require(torch.allclose(r, nl.rectify_and_normalize(u).double(), atol=1e-7), "differs from max(u, 0) / sum")
@@ -168,7 +158,7 @@ def reweight_step(ctx):
     v = check_values(ctx)
     model, X, y, X_val, y_val = tiny_problem(seed=4)
     w_ref = _reference_step(model, X, y, X_val, y_val, lr=0.1, step_lr=0.1)
-    w = _tensor(v, "w", (len(y),))
+    w = as_tensor(v, "w", (len(y),))
     require(torch.isclose(w.sum(), torch.tensor(1.0, dtype=torch.float64)), f"the weights must sum to 1, got {w.tolist()}")
     require(torch.allclose(w, w_ref, atol=1e-8), "the weights differ from the reference weights")
     stepped = _tensors(v, "stepped", _params(model))
@@ -180,10 +170,10 @@ def reweight_step(ctx):
     yd = torch.tensor([0, 1, 0, 1, 0, 1])
     Xd[5] = Xd[4]
     w_dup_ref = _reference_step(net, Xd, yd, Xd[4:5].clone(), yd[4:5].clone(), lr=0.1, step_lr=0.1)
-    w_dup = _tensor(v, "w_duplicate", (6,))
+    w_dup = as_tensor(v, "w_duplicate", (6,))
     require(w_dup[5] == 0 and w_dup[4] > 0, f"the flipped duplicate should get weight 0, got {float(w_dup[5]):.3g}")
     require(torch.allclose(w_dup, w_dup_ref.double(), atol=1e-6), "the weights differ from the reference weights")
-    error_reweighted = float(_tensor(v, "error_reweighted", ()))
+    error_reweighted = float(as_tensor(v, "error_reweighted", ()))
     error_plain = plain_error()
     require(error_reweighted < error_plain - 0.1,
             f"balanced test error: plain {error_plain:.3f}, reweighted {error_reweighted:.3f}")

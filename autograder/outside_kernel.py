@@ -49,7 +49,7 @@ from .check_data import MissingCheckData, read_emitted
 
 __all__ = [
     "GradingContext", "CellGrade", "register", "registered", "GradeOutsideKernel",
-    "CheckFailed", "GraderProblem", "require", "check_values", "full_marks", "as_array", "kernel_error",
+    "CheckFailed", "GraderProblem", "require", "check_values", "full_marks", "as_array", "as_tensor", "kernel_error",
 ]
 
 
@@ -141,6 +141,22 @@ def as_array(value, dtype=None):
     import numpy as np
 
     return np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
+
+
+def as_tensor(values, key: str, shape=None):
+    """``values[key]`` (emitted data) as a float64 torch tensor; :class:`CheckFailed` saying why not."""
+    import torch
+
+    value = values.get(key) if isinstance(values, dict) else None
+    require(value is not None, f"{key}: no value was reported")
+    try:
+        tensor = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError) as exc:
+        raise CheckFailed(f"{key}: not a number or a tensor of numbers") from exc
+    if shape is not None:
+        require(tuple(tensor.shape) == tuple(shape),
+                f"{key} has shape {tuple(tensor.shape)}, expected {tuple(shape)}")
+    return tensor
 
 
 def full_marks(ctx: GradingContext, feedback: str = "All tests passed.") -> CellGrade:
