@@ -86,7 +86,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         cwd = Path(kw.pop("cwd", None) or os.getcwd()).resolve()
         env = {k: v for k, v in (kw.pop("env", None) or os.environ).items() if k in PASSED_ENV}
         env.update(HOME="/tmp", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib",
-                   IPYTHONDIR="/tmp/ipython", JUPYTER_RUNTIME_DIR="/tmp/jupyter", MPLBACKEND="Agg",
+                   IPYTHONDIR="/tmp/ipython", JUPYTER_RUNTIME_DIR="/tmp/jupyter",
                    PATH=os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/bin", "/bin"]))
         env.setdefault("LANG", "C.UTF-8")
         # the notebook's folder, copied: the kernel may write there, the original stays as it is

@@ -238,8 +238,9 @@ def _system_mounts() -> list:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/etc"]  # readable by the sandbox's uid (bwrap makes 0700)
     for name in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
-                 "passwd", "group", "hosts", "alternatives"):
+                 "passwd", "group", "hosts", "alternatives", "fonts"):  # fonts: matplotlib's fontconfig
         path = Path("/etc") / name
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]

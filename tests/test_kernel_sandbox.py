@@ -59,3 +59,13 @@ def test_a_cell_that_never_ends_is_interrupted_and_the_rest_still_runs(tmp_path)
     assert "KeyboardInterrupt" in out[0] or "CellTimeoutError" in out[0]
     assert out[1].strip() == "after"
     assert sandbox_pids() == []
+
+
+def test_figures_render_without_error_output(tmp_path):
+    nb = new_notebook(cells=[new_code_cell(
+        "import matplotlib.pyplot as plt\nfrom noisylabels.plots import show_images\nimport numpy as np\n"
+        "show_images(np.zeros((2, 28, 28)), titles=['a', 'b']);\nplt.show()")])
+    nb, _ = SandboxedExecute(timeout=120, allow_errors=True).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    outputs = nb.cells[0].outputs
+    assert [o for o in outputs if o.output_type == "stream" and o.name == "stderr"] == []
+    assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs)
