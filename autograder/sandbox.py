@@ -304,17 +304,22 @@ def _lease_uid():
         lease.release()
 
 
-def leftover_processes() -> list:
-    """Pids of sandbox-uid processes that no run holds a lease for: what a run left behind."""
-    leftovers = []
+def _processes_by_uid(uids) -> dict:
+    """``{uid: [pid, ...]}`` of the live processes owned by one of ``uids``."""
     by_uid = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 uid = entry.stat().st_uid
-                if uid in UID_RANGE:
+                if uid in uids:
                     by_uid.setdefault(uid, []).append(int(entry.name))
-    for uid, pids in by_uid.items():
+    return by_uid
+
+
+def leftover_processes() -> list:
+    """Pids of sandbox-uid processes that no run holds a lease for: what a run left behind."""
+    leftovers = []
+    for uid, pids in _processes_by_uid(UID_RANGE).items():
         lock = LOCK_DIR / f"uid-{uid}.lock"
         try:
             with open(lock, "a") as fh:
@@ -330,12 +335,7 @@ def leftover_processes() -> list:
 def _kill_uid(uid: int) -> None:
     """SIGKILL every process of ``uid`` (none should exist outside a run)."""
     for _ in range(50):
-        pids = []
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_uid == uid:
-                        pids.append(int(entry.name))
+        pids = _processes_by_uid((uid,)).get(uid, [])
         if not pids:
             return
         for pid in pids:
