@@ -102,6 +102,7 @@ from .training import (
     per_example_losses,
     predict_proba,
     run_size,
+    start_notebook,
     seed_everything,
 )
 from .weighting import (

@@ -27,6 +27,7 @@ __all__ = [
     "predict_proba",
     "per_example_losses",
     "run_size",
+    "start_notebook",
 ]
 
 
@@ -50,6 +51,23 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+def start_notebook(seed: int = 0, num_threads: int | None = None, size: str | None = None) -> str:
+    """The one call in every lesson's and homework's Setup cell; returns ``SIZE``.
+
+    Seeds everything with ``seed``, reads the run size (``size`` if given, else
+    :func:`run_size`), sets PyTorch's thread count when ``num_threads`` is given (else
+    keeps what ``noisylabels lab`` / ``OMP_NUM_THREADS`` chose) and prints the four.
+    """
+    size = size or run_size()
+    if size not in ("quick", "default", "full"):
+        raise ValueError(f"size must be quick, default or full, got {size!r}")
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    seed_everything(seed)
+    print(f"size: {size} | device: {get_device()} | threads: {torch.get_num_threads()} | seed: {seed}")
+    return size
 
 
 def get_device(device=None) -> torch.device:

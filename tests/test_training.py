@@ -155,3 +155,19 @@ def test_plot_helpers_draw_without_a_screen(tmp_path):
     fig = plots.show_images(np.zeros((5, 8, 8)), titles=list("abcde"), ncols=3)
     fig.savefig(tmp_path / "g.png")
     assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_start_notebook_seeds_reads_the_size_and_sets_threads(monkeypatch, capsys):
+    monkeypatch.setenv("NOISYLABELS_SIZE", "quick")
+    threads = torch.get_num_threads()
+    try:
+        assert nl.start_notebook(seed=7, num_threads=1) == "quick"
+        first = torch.rand(3)
+        assert torch.get_num_threads() == 1
+        assert nl.start_notebook(seed=7, size="default") == "default"
+        assert torch.equal(torch.rand(3), first)
+    finally:
+        torch.set_num_threads(threads)
+    assert "size: quick" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="quick, default or full"):
+        nl.start_notebook(size="huge")
