@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LESSON = "lessons/01_label_noise_and_memorization.ipynb"
 FIRST_CELLS = 19  # through the first training run (early stop) and its plot
 HOMEWORK = "assignments/hw01_label_corruption/hw01_label_corruption.ipynb"
+FINISHED_HOMEWORK = "assignments/hw01_label_corruption/hw01_finished.ipynb"
 TOKEN = "noisylabels-browser-test"
 NB = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
 INSTRUCTOR_WORDS = ("Nbgrader", "Formgrader", "Create Assignment", "Assignment List", "Course List",
@@ -69,7 +70,29 @@ def _make_course(folder: Path) -> Path:
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     shutil.copytree(ROOT / "jupyter", folder / "jupyter")
     shutil.copy(ROOT / "nbgrader_config.py", folder / "nbgrader_config.py")
+    _write_finished_homework(ROOT / HOMEWORK, ROOT / "solutions" / Path(HOMEWORK).relative_to("assignments"),
+                             folder / FINISHED_HOMEWORK)
     return folder
+
+
+def _write_finished_homework(release: Path, source: Path, target: Path) -> None:
+    """The student version as a student who solved every part hands it in: each solution
+    cell of the release gets the source's solution code (markers dropped), nothing else changes."""
+    solved = {}
+    for cell in json.loads(source.read_text())["cells"]:
+        grade = cell.get("metadata", {}).get("nbgrader", {})
+        if grade.get("solution"):
+            lines = "".join(cell["source"]).splitlines(keepends=True)
+            solved[grade["grade_id"]] = "".join(l for l in lines if l.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    nb = json.loads(release.read_text())
+    filled = 0
+    for cell in nb["cells"]:
+        grade = cell.get("metadata", {}).get("nbgrader", {})
+        if grade.get("solution") and cell["cell_type"] == "code":
+            cell["source"] = solved[grade["grade_id"]]
+            filled += 1
+    assert filled >= 4, f"{release} has only {filled} solution cells"
+    target.write_text(json.dumps(nb, indent=1))
 
 
 class Lab:
@@ -229,6 +252,20 @@ def test_validate_on_homework_stub_reports_the_unfinished_parts(student_lab, pag
     assert "The following cell failed" in text and "NotImplementedError" in text, text[:3000]
     assert "corrupt_uniform" in text, text[:3000]
     assert "Success! Your notebook passes all the tests." not in text
+
+
+def test_validate_on_a_finished_homework_reports_success(student_lab, page, tmp_path):
+    _open_notebook(page, student_lab, FINISHED_HOMEWORK)
+    page.locator(f"{NB} .jp-Toolbar >> text=Validate").click()
+    page.wait_for_selector(".jp-Dialog", timeout=600_000)
+    page.wait_for_function("() => !/Validating/.test(document.querySelector('.jp-Dialog')?.innerText || '')",
+                           timeout=600_000, polling=1000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(tmp_path / "hw01_finished_validate.png"))
+    text = page.inner_text(".jp-Dialog")
+    assert text.startswith("Validation Results"), text[:3000]
+    assert "Success! Your notebook passes all the tests." in text, text[:3000]
+    assert "failed" not in text and "Error" not in text, text[:3000]
 
 
 @pytest.fixture(scope="module")
