@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import MLP
-from .training import _make_optimizer, as_tensors, evaluate, fit, predict_proba, seed_everything
+from .training import as_tensors, fit, predict_proba, seed_everything
 
 __all__ = [
     "train_classifier",
@@ -128,33 +128,23 @@ def record_training_signals(X, y, X_test=None, y_test=None, *, hidden=(256,), nu
     The margins are read at the end of each epoch rather than at each mini-batch as
     Pleiss et al. do; averaged over epochs they give the same ranking signal.
     """
-    from tqdm.auto import tqdm
-
     seed_everything(seed)
     model = MLP(_in_features(X), tuple(hidden), num_classes)
     X_t, y_t = as_tensors((X, y))
-    model.to(X_t.device)
-    test = as_tensors((X_test, y_test), X_t.device) if X_test is not None else None
-    opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, 0.0)
-    generator = torch.Generator().manual_seed(seed)
-    losses, margins, train_acc, test_acc = [], [], [], []
-    for _ in tqdm(range(num_epochs), desc=desc or "training signals", disable=not progress, leave=False):
-        model.train()
-        order = torch.randperm(len(X_t), generator=generator).to(X_t.device)
-        for i in range(0, len(X_t), batch_size):
-            idx = order[i:i + batch_size]
-            loss = F.cross_entropy(model(X_t[idx]), y_t[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        model.eval()
+    losses, margins, train_acc = [], [], []
+
+    def record(epoch, history):
         with torch.no_grad():
             logits = torch.cat([model(X_t[i:i + 1000]) for i in range(0, len(X_t), 1000)])
         losses.append(F.cross_entropy(logits, y_t, reduction="none").cpu().numpy())
         margins.append(label_margins(logits, y_t).cpu().numpy())
         train_acc.append((logits.argmax(1) == y_t).float().mean().item())
-        test_acc.append(evaluate(model, test)[1] if test is not None else float("nan"))
-    return TrainingSignals(np.stack(losses), np.stack(margins), train_acc, test_acc)
+
+    history = fit(model, (X_t, y_t), (X_test, y_test) if X_test is not None else None, num_epochs=num_epochs,
+                  lr=lr, batch_size=batch_size, optimizer=optimizer, momentum=momentum, seed=seed,
+                  device=X_t.device, progress=progress, eval_train=False, on_epoch_end=record,
+                  desc=desc or "training signals")
+    return TrainingSignals(np.stack(losses), np.stack(margins), train_acc, list(history.test_acc))
 
 
 def final_loss_scores(losses) -> np.ndarray:

@@ -33,8 +33,6 @@ baselines (resampling, class weights) and ``balanced_error`` come from lesson 04
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -42,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from .training import History, _make_optimizer, _record_epoch, as_tensors, get_device, seed_everything
+from .training import History, as_tensors, fit, get_device
 
 __all__ = [
     "look_ahead",
@@ -167,80 +165,43 @@ def reweighted_step(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, X_
     return weights, losses.detach(), logits
 
 
-def fit_reweighted(
-    model: nn.Module,
-    train,
-    val,
-    test=None,
-    *,
-    num_epochs: int = 10,
-    lr: float = 0.01,
-    batch_size: int = 100,
-    optimizer="sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    method: str = "forward",
-    seed: int | None = 0,
-    device=None,
-    progress: bool = True,
-    eval_train: bool = True,
-    desc: str | None = None,
-) -> History:
+def fit_reweighted(model: nn.Module, train, val, test=None, *, batch_size: int = 100, method: str = "forward",
+                   seed: int | None = 0, device=None, desc: str | None = None, **fit_kwargs) -> History:
     """Train ``model`` with learned example weights (Algorithm 1) and return its :class:`~noisylabels.History`.
 
-    Like :func:`~noisylabels.fit`: ``train`` / ``val`` / ``test`` are ``(X, y)`` pairs or
-    datasets; the optimizer is SGD with ``momentum`` (or ``"adam"``, ``"adamw"``, an
-    optimizer or a factory). ``val`` is the small clean set: every step uses all of it
-    when it has at most ``batch_size`` examples, else a random batch of that size.
-    ``method`` is passed to :func:`reweighted_step`.
-    Besides ``fit``'s per-epoch records, the history has ``example_weights``: an array
-    ``(epochs, n)`` with the weight each training example got in each epoch, times the
-    size of its batch (so 1 is a uniform weight, 0 a discarded example), and
-    ``zero_weight_fraction`` per epoch. A ``tqdm.auto`` bar shows progress.
+    :func:`~noisylabels.fit` with :func:`reweighted_step` as its training step: ``train`` /
+    ``test`` and the keyword arguments (``num_epochs``, ``lr``, ``optimizer``, ``momentum``,
+    ``eval_train``, ...) are ``fit``'s. ``val`` is the small clean set: every step uses all
+    of it when it has at most ``batch_size`` examples, else a random batch of that size.
+    ``method`` is passed to :func:`reweighted_step`. Besides ``fit``'s per-epoch records, the
+    history has ``example_weights``: an array ``(epochs, n)`` with the weight each training
+    example got in each epoch, times the size of its batch (so 1 is a uniform weight, 0 a
+    discarded example), and ``zero_weight_fraction`` per epoch. Lesson 05 teaches it.
     """
-    if seed is not None:
-        seed_everything(seed)
-    dev = get_device(device)
-    model.to(dev)
-    X, y = as_tensors(train, dev)
-    X_val, y_val = as_tensors(val, dev)
-    X_test, y_test = as_tensors(test, dev) if test is not None else (None, None)
-    opt = _make_optimizer(optimizer, model.parameters(), lr, momentum, weight_decay)
-    generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
-    history = History(epoch=[], train_loss=[], train_acc=[], test_loss=[], test_acc=[], lr=[], seconds=[],
-                      zero_weight_fraction=[])
-    all_weights = []
+    X_val, y_val = as_tensors(val, get_device(device))
+    val_picker = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+    batch_weights, epoch_weights = [], []
 
-    from tqdm.auto import tqdm
+    def step(model, optimizer, X_batch, y_batch, index):
+        xv, yv = X_val, y_val
+        if len(y_val) > batch_size:
+            pick = torch.randperm(len(y_val), generator=val_picker)[:batch_size].to(y_val.device)
+            xv, yv = X_val[pick], y_val[pick]
+        weights, losses, logits = reweighted_step(model, optimizer, X_batch, y_batch, xv, yv, method=method)
+        batch_weights.append((index, weights * len(index)))
+        return losses.mean(), logits
 
-    bar = tqdm(range(1, num_epochs + 1), desc=desc or f"L2RW {type(model).__name__}", disable=not progress,
-               leave=False)
-    start = time.perf_counter()
-    for epoch in bar:
-        model.train()
-        order = torch.randperm(len(X), generator=generator).to(dev)
-        epoch_weights = torch.zeros(len(X), device=dev)
-        running, seen, correct = 0.0, 0, 0
-        for i in range(0, len(X), batch_size):
-            idx = order[i:i + batch_size]
-            if len(X_val) > batch_size:
-                pick = torch.randperm(len(X_val), generator=generator)[:batch_size].to(dev)
-                xv, yv = X_val[pick], y_val[pick]
-            else:
-                xv, yv = X_val, y_val
-            weights, losses, logits = reweighted_step(model, opt, X[idx], y[idx], xv, yv, method=method)
-            epoch_weights[idx] = weights * len(idx)
-            running += losses.mean().item() * len(idx)
-            seen += len(idx)
-            correct += (logits.argmax(1) == y[idx]).sum().item()
-        all_weights.append(epoch_weights.cpu().numpy())
-        history["zero_weight_fraction"].append(float((epoch_weights == 0).float().mean()))
-        history["lr"].append(opt.param_groups[0]["lr"])
-        _record_epoch(history, model, epoch, (X, y), (X_test, y_test), start,
-                      None if eval_train else (running, seen, correct))
-        bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}")
-    bar.close()
-    history["example_weights"] = np.stack(all_weights)
+    def record_weights(epoch, history):
+        weights = torch.zeros(sum(len(index) for index, _ in batch_weights), device=X_val.device)
+        for index, w in batch_weights:
+            weights[index] = w
+        batch_weights.clear()
+        epoch_weights.append(weights.cpu().numpy())
+        history.setdefault("zero_weight_fraction", []).append(float((weights == 0).float().mean()))
+
+    history = fit(model, train, test, batch_size=batch_size, seed=seed, device=device, step_fn=step,
+                  on_epoch_end=record_weights, desc=desc or f"L2RW {type(model).__name__}", **fit_kwargs)
+    history["example_weights"] = np.stack(epoch_weights)
     return history
 
 

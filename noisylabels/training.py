@@ -158,8 +158,7 @@ def per_example_losses(model, data, batch_size: int = 1000):
 def _record_epoch(history, model, epoch, train, test, start, batch_stats=None, keep_losses=False):
     """Append one epoch's records to ``history``: loss and accuracy on the whole training set
     (or, given ``batch_stats = (loss_sum, seen, correct)``, the running figures of the epoch's
-    batches) and on ``test``. Returns the per-example training losses when ``keep_losses``.
-    Shared by :func:`fit` and :func:`noisylabels.reweight.fit_reweighted`."""
+    batches) and on ``test``. Returns the per-example training losses when ``keep_losses``."""
     X, y = train
     X_test, y_test = test
     losses = None
@@ -261,6 +260,8 @@ def fit(
     eval_train: bool = True,
     stop_at_train_acc: float | None = None,
     desc: str | None = None,
+    step_fn=None,
+    on_epoch_end=None,
 ) -> History:
     """Train ``model`` with mini-batches and return its :class:`History`.
 
@@ -274,7 +275,15 @@ def fit(
     of the per-example cross-entropies. After each epoch the model is evaluated on the
     whole training set (on the labels it was trained with) unless ``eval_train=False``,
     and on ``test``; ``stop_at_train_acc`` ends training once training accuracy reaches
-    it. Lesson 01 teaches it.
+    it.
+
+    Two hooks let a method change the training step without a loop of its own (lesson 05's
+    learning to reweight is :func:`~noisylabels.fit_reweighted`, a few lines on top of them):
+    ``step_fn(model, optimizer, X_batch, y_batch, index)`` replaces the default step
+    (forward, loss, backward, optimizer step) and returns the batch's mean loss and its
+    logits, both detached (``index``: the batch's positions in the training set);
+    ``on_epoch_end(epoch, history)`` is called after each epoch's records.
+    Lesson 01 teaches it.
     """
     if seed is not None:
         seed_everything(seed)
@@ -294,6 +303,21 @@ def fit(
     example_losses = []
     generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
 
+    def default_step(model, optimizer, X_batch, y_batch, index):
+        logits = model(X_batch)
+        if sample_weights is not None:
+            weights = sample_weights[index]
+            losses = F.cross_entropy(logits, y_batch, reduction="none")
+            loss = (weights * losses).sum() / weights.sum().clamp_min(1e-12)
+        else:
+            loss = loss_fn(logits, y_batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), logits.detach()
+
+    step_fn = step_fn or default_step
+
     bar = progress_bar(num_epochs, desc or type(model).__name__, progress, unit="epoch")
     stopped = None
     start = time.perf_counter()
@@ -305,16 +329,7 @@ def fit(
         running, seen, correct = 0.0, 0, 0
         for i in range(0, len(X), batch_size):
             idx = order[i:i + batch_size]
-            logits = model(X[idx])
-            if sample_weights is not None:
-                w = sample_weights[idx]
-                losses = F.cross_entropy(logits, y[idx], reduction="none")
-                loss = (w * losses).sum() / w.sum().clamp_min(1e-12)
-            else:
-                loss = loss_fn(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            loss, logits = step_fn(model, opt, X[idx], y[idx], idx)
             running += loss.item() * len(idx)
             seen += len(idx)
             correct += (logits.argmax(1) == y[idx]).sum().item()
@@ -326,6 +341,8 @@ def fit(
                                keep_losses=record_example_losses)
         if record_example_losses:
             example_losses.append(losses)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
         bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}",
                         refresh=False)
         bar.update(1)

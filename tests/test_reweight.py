@@ -166,6 +166,29 @@ def test_fit_reweighted_records_history_and_weights(offline_mnist):
     assert np.all(history.example_weights >= 0)
 
 
+def test_fit_reweighted_is_fit_with_a_reweighted_step_on_every_batch(offline_mnist):
+    (X, y), (X_val, y_val), _ = nl.imbalanced_pair(0.9, data=offline_mnist, seed=0)
+    X, y = X[:120], y[:120]
+    nl.seed_everything(1)
+    history = nl.fit_reweighted(nl.LeNet(num_classes=2), (X, y), (X_val, y_val), num_epochs=1, lr=0.01,
+                                batch_size=40, eval_train=False, progress=False)
+    # the same epoch by hand: fit's seeding and batch order, one step of Algorithm 1 a batch
+    nl.seed_everything(1)
+    model = nl.LeNet(num_classes=2)
+    nl.seed_everything(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    weights, loss_sum = torch.zeros(len(y)), 0.0
+    for i in range(0, len(y), 40):
+        idx = order[i:i + 40]
+        w, losses, _ = nl.reweighted_step(model, opt, X[idx], y[idx], X_val, y_val)
+        weights[idx] = w * len(idx)
+        loss_sum += losses.mean().item() * len(idx)
+    np.testing.assert_array_equal(history.example_weights[0], weights.numpy())
+    assert history.train_loss[0] == pytest.approx(loss_sum / len(y), rel=1e-12)
+    assert history.zero_weight_fraction[0] == pytest.approx(float((weights == 0).float().mean()))
+
+
 def test_imbalanced_pair_has_the_requested_proportion_and_a_balanced_clean_validation_set(offline_mnist):
     (X, y), (X_val, y_val), (X_test, y_test) = nl.imbalanced_pair(0.995, data=offline_mnist, seed=0)
     assert X.shape[1:] == (1, 28, 28)

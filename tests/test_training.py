@@ -95,6 +95,28 @@ def test_fit_accepts_a_mislabeled_dataset_and_custom_loss_with_epoch_hook():
     assert torch.equal(y_t, torch.as_tensor(wrapped.noisy_targets()))
 
 
+def test_fit_with_a_step_function_doing_the_default_step_repeats_plain_fit():
+    X, y = _blobs(90)
+    X_test, y_test = _blobs(30, seed=1)
+
+    def plain_step(model, optimizer, X_batch, y_batch, index):
+        logits = model(X_batch)
+        loss = torch.nn.functional.cross_entropy(logits, y_batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), logits.detach()
+
+    ended = []
+    runs = []
+    for hooks in ({}, dict(step_fn=plain_step, on_epoch_end=lambda epoch, h: ended.append((epoch, len(h.epoch))))):
+        nl.seed_everything(4)
+        runs.append(nl.fit(nl.MLP(2, (8,), 3), (X, y), (X_test, y_test), num_epochs=3, lr=0.05, batch_size=20,
+                           eval_train=False, progress=False, **hooks))
+    assert runs[0].train_loss == runs[1].train_loss and runs[0].test_acc == runs[1].test_acc
+    assert ended == [(1, 1), (2, 2), (3, 3)]  # called once an epoch, after that epoch's records
+
+
 def test_evaluate_and_predict_proba_agree():
     X, y = _blobs(30)
     model = nl.MLP(2, (8,), 3)
