@@ -2,7 +2,7 @@
 
 On the offline MNIST digits (400 training digits a class):
 
-- **imbalance**: MNIST 4 vs 9 (``noisylabels.imbalanced_pair``: 9 is the majority, 5
+- **imbalance**: MNIST 4 vs 9 (``noisylabels.imbalanced_pair``: 9 the majority, label 0, 4 the rare class, label 1; 5
   clean validation images of each class set aside, so 395 majority digits), majority
   proportion 0.9 / 0.95 / 0.98 / 0.99 / 0.995 (0.995 leaves 2 minority digits; 0.9975,
   one digit, is the most the data allow). A LeNet per method, SGD momentum 0.9, lr 0.01,
@@ -18,8 +18,8 @@ On the offline MNIST digits (400 training digits a class):
 - **step cost**: median time of a reweighted step over a plain step (LeNet, batch 100,
   one thread, interleaved), for the default forward-mode step and the literal look-ahead.
 
-Timed once, on a shared 2-core machine with a load average of about 15 from other jobs:
-871 s. Not yet timed on an idle machine.
+The imbalance runs and the step timing are lesson 05's own (``noisylabels.imbalance_errors``,
+``noisylabels.reweighted_step_seconds``). The measured wall time is in ``benchmarks/README.md``.
 
     python benchmarks/reweight.py            # a report, then the JSON line
     python benchmarks/reweight.py --json     # only the JSON line
@@ -38,44 +38,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import noisylabels as nl
 
 PROPORTIONS = (0.9, 0.95, 0.98, 0.99, 0.995)
-IMBALANCE = dict(lr=0.01, batch_size=100, momentum=0.9)
-
-
-def _epochs_for(steps: int, n: int, batch_size: int) -> int:
-    return max(1, round(steps / int(np.ceil(n / batch_size))))
-
-
-def imbalance_errors(proportion: float, seed: int, steps: int, data, progress=False) -> dict:
-    """Balanced test error of the baseline, resampling and L2RW at one proportion and seed."""
-    (X, y), val, (X_test, y_test) = nl.imbalanced_pair(proportion, data=data, seed=seed)
-    bs = IMBALANCE["batch_size"]
-    errors = {}
-    runs = {
-        "baseline": lambda m: nl.fit(m, (X, y), num_epochs=_epochs_for(steps, len(y), bs), seed=seed,
-                                     eval_train=False, progress=progress, **IMBALANCE),
-        "resample": lambda m: nl.fit(m, (X[idx], y[idx]), num_epochs=_epochs_for(steps, len(idx), bs),
-                                     seed=seed, eval_train=False, progress=progress, **IMBALANCE),
-        "l2rw": lambda m: nl.fit_reweighted(m, (X, y), val, num_epochs=_epochs_for(steps, len(y), bs),
-                                            seed=seed, eval_train=False, progress=progress, **IMBALANCE),
-    }
-    idx = nl.oversample_indices(y, seed=seed)
-    for name, train in runs.items():
-        nl.seed_everything(seed)
-        model = nl.LeNet(num_classes=2)
-        train(model)
-        errors[name] = nl.balanced_error(nl.predict_proba(model, X_test), y_test)
-    return errors
+#: The methods compared under imbalance, and their keys in the JSON line.
+METHODS = {"baseline": "baseline", "resampling": "resample", "L2RW": "l2rw"}
 
 
 def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, seed: int = 0, data=None,
@@ -99,39 +72,6 @@ def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, see
     }, baseline, l2rw
 
 
-def step_cost(repeats: int = 30, seed: int = 0) -> dict:
-    """Median seconds of a plain and of a reweighted step (LeNet, batch 100, 100 clean images)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        nl.seed_everything(seed)
-        X, y = torch.randn(100, 1, 28, 28), torch.randint(0, 10, (100,))
-        X_val, y_val = torch.randn(100, 1, 28, 28), torch.arange(100) % 10
-        model = nl.LeNet()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-
-        def plain():
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(X), y).backward()
-            opt.step()
-
-        steps = {"plain": plain,
-                 "forward": lambda: nl.reweighted_step(model, opt, X, y, X_val, y_val),
-                 "look-ahead": lambda: nl.reweighted_step(model, opt, X, y, X_val, y_val, method="look-ahead")}
-        times = {name: [] for name in steps}
-        for _ in range(3):
-            for step in steps.values():
-                step()
-        for _ in range(repeats):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                step()
-                times[name].append(time.perf_counter() - start)
-        return {name: statistics.median(t) for name, t in times.items()}
-    finally:
-        torch.set_num_threads(threads)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
@@ -150,10 +90,11 @@ def main(argv=None):
     data = nl.load_offline_mnist()
     imbalance = []
     for p in PROPORTIONS:
-        per_seed = [imbalance_errors(p, seed, args.steps, data) for seed in range(args.seeds)]
+        per_seed = [nl.imbalance_errors(p, seed, num_steps=args.steps, methods=tuple(METHODS), data=data)
+                    for seed in range(args.seeds)]
         row = {"proportion": p}
-        for name in ("baseline", "resample", "l2rw"):
-            row[f"{name}_error"] = round(float(np.mean([e[name] for e in per_seed])), 4)
+        for method, key in METHODS.items():
+            row[f"{key}_error"] = round(float(np.mean([e[method] for e in per_seed])), 4)
         imbalance.append(row)
         say(f"proportion {p}: balanced test error baseline {row['baseline_error']:.3f}, "
             f"resampling {row['resample_error']:.3f}, L2RW {row['l2rw_error']:.3f}")
@@ -161,7 +102,7 @@ def main(argv=None):
     say(f"40 % flip noise: test accuracy baseline {noise['baseline_accuracy']:.3f}, "
         f"L2RW {noise['l2rw_accuracy']:.3f} (best {max(l2rw.test_acc):.3f}); mean weight clean "
         f"{noise['mean_weight_clean']:.3f}, corrupted {noise['mean_weight_corrupted']:.3f}")
-    cost = step_cost()
+    cost = nl.reweighted_step_seconds()
     ratio = round(cost["forward"] / cost["plain"], 2)
     say(f"step: plain {1000 * cost['plain']:.1f} ms, reweighted {1000 * cost['forward']:.1f} ms "
         f"({ratio:.2f}x), literal look-ahead {1000 * cost['look-ahead']:.1f} ms "

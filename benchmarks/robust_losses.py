@@ -5,7 +5,8 @@ training labels are flipped to a uniformly random *other* class (symmetric noise
 in the co-teaching paper: ``noisylabels.corrupt_labels(kind="flip")``). Every loss
 trains the same MLP (784-512-10) from the same initialization with the same budget:
 Adam, lr 1e-3, batch 128, ``--epochs`` epochs (40 by default), no early stopping, so
-cross-entropy has time to memorize the wrong labels. The figure is the test accuracy
+cross-entropy has time to memorize the wrong labels: ``noisylabels.train_with_loss``, the
+function lesson 03 trains with. The figure is the test accuracy
 after the last epoch.
 
     python benchmarks/robust_losses.py            # progress bars and a table
@@ -14,9 +15,7 @@ after the last epoch.
 With ``--json`` the last line is ``{"noise_rate": 0.4, "test_accuracy": {"cross_entropy":
 a, ...}, "seconds": s}``. Target (issue 5): the best robust loss at least 10 accuracy
 points above cross-entropy, in under 10 minutes on 2 CPU cores. Training runs on one
-thread (``--threads``): about a minute of CPU time in all; measured 510 s of wall time on
-a 2-core machine shared with several other jobs (load average above 12), so expect
-far less on a quiet machine.
+thread (``--threads``); the measured wall time is in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -30,22 +29,17 @@ import numpy as np
 import torch
 
 import noisylabels as nl
-from noisylabels.losses import ROBUST_LOSSES, make_robust_loss
 
 
 def run(noise_rate: float = 0.4, num_epochs: int = 40, lr: float = 1e-3, seed: int = 0,
-        losses=ROBUST_LOSSES, progress: bool = False):
+        losses=nl.ROBUST_LOSSES, progress: bool = False):
     """Train one model a loss; return ``(final test accuracy by loss, histories by loss)``."""
     X, y_true, X_test, y_test = nl.load_offline_mnist()
-    num_classes = 10
-    y_noisy, is_mislabeled = nl.corrupt_labels(y_true, noise_rate, num_classes, kind="flip", seed=seed)
+    y_noisy, is_mislabeled = nl.corrupt_labels(y_true, noise_rate, 10, kind="flip", seed=seed)
     accuracies, histories = {}, {}
     for name in losses:
-        nl.seed_everything(seed)
-        model = nl.MLP(hidden=(512,), num_classes=num_classes)
-        history = nl.fit(model, (X, y_noisy), (X_test, y_test), num_epochs=num_epochs, lr=lr,
-                         optimizer="adam", batch_size=128, loss_fn=make_robust_loss(name, noise_rate),
-                         seed=seed, progress=progress, eval_train=False, desc=name)
+        history, _ = nl.train_with_loss(nl.make_robust_loss(name, noise_rate), (X, y_noisy), (X_test, y_test),
+                                        num_epochs=num_epochs, lr=lr, seed=seed, progress=progress, desc=name)
         accuracies[name] = round(float(history.test_acc[-1]), 4)
         histories[name] = history
     return accuracies, histories

@@ -3,14 +3,15 @@
 The modules, and the lesson that teaches each:
 
 - :mod:`noisylabels.data`: offline MNIST digits, IDX files, CIFAR-10 batches (lesson 01)
-- :mod:`noisylabels.noise`: corruption models, ``MislabeledDataset``, imbalance (lessons 01, 02)
+- :mod:`noisylabels.noise`: corruption models, ``MislabeledDataset`` (lessons 01, 02)
 - :mod:`noisylabels.models`: MLP, LeNet, Zhang et al.'s small Inception (lesson 01)
 - :mod:`noisylabels.training`: the training loop and evaluation helpers (lesson 01)
 - :mod:`noisylabels.plots`: shared figures (lesson 01)
 - :mod:`noisylabels.memorization`: Zhang et al.'s corruption-vs-generalization sweep (lesson 01)
 - :mod:`noisylabels.grokking`: modular arithmetic with mislabels, the small transformer (lesson 02)
 - :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 03)
-- :mod:`noisylabels.weighting`: resampling, class and loss-based weights, noise adaptation (lesson 04)
+- :mod:`noisylabels.weighting`: class-imbalance tasks, resampling, class and loss-based weights, noise
+  adaptation (lesson 04)
 - :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 05)
 - :mod:`noisylabels.evil_twins`: homework 2's data generator (the grading rules live in ``autograder/``)
 - :mod:`noisylabels.detection`: finding mislabeled examples: training signals, out-of-sample votes,
@@ -36,21 +37,22 @@ from .evil_twins import (
     write_evil_twin_files,
 )
 from .losses import (
+    LOSS_FACTORIES,
     ROBUST_LOSSES,
     BootstrappingLoss,
     GeneralizedCrossEntropy,
     LabelSmoothingCE,
-    SmallLossLoss,
-    SymmetricCrossEntropy,
+    LossModule,
+    SmallLossSelection,
     TrimmedMeanLoss,
     bootstrap_hard_loss,
     bootstrap_soft_loss,
-    class_weights_from_frequencies,
     coteaching_forget_rate,
     expected_calibration_error,
     generalized_cross_entropy,
     label_smoothing_cross_entropy,
     make_robust_loss,
+    train_with_loss,
     reliability_diagram_data,
     reverse_cross_entropy,
     small_loss_mask,
@@ -80,17 +82,18 @@ from .noise import (
     corrupt_labels,
     expected_transition_matrix,
     noise_transition_matrix,
-    subsample_imbalanced,
 )
 from .results import report_result
 from .reweight import (
+    IMBALANCE_METHODS,
     example_weights,
     fit_reweighted,
-    imbalanced_pair,
+    imbalance_errors,
     look_ahead,
     noisy_digits_with_clean_val,
     rectify_and_normalize,
     reweighted_step,
+    reweighted_step_seconds,
     validation_gradient,
 )
 from .training import (
@@ -107,14 +110,19 @@ from .training import (
 )
 from .weighting import (
     LOSS_WEIGHTING_RULES,
+    MINORITY_LABEL,
     LossWeightedCrossEntropy,
     NoiseAdaptationLayer,
     balanced_error,
     class_error_rates,
+    class_weights_from_frequencies,
     example_weights_from_classes,
+    imbalanced_pair,
+    imbalanced_subset,
     loss_based_weights,
     oversample_indices,
     smote_oversample,
+    subsample_imbalanced,
     undersample_indices,
 )
 

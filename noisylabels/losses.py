@@ -18,7 +18,7 @@ modules below plug into :func:`noisylabels.fit` and into a fastai ``Learner``:
 - :func:`trimmed_mean`: a reduction that drops the largest losses of a batch;
 - :func:`small_loss_mask` and :func:`coteaching_forget_rate`: keep the small-loss part of
   each batch, the fraction dropped ramping up to the noise rate (co-teaching's R(T));
-- :func:`class_weights_from_frequencies`: inverse-frequency class weights;
+- :class:`LossModule` and :data:`LOSS_FACTORIES`: any loss as a module, and every loss by name;
 - :func:`reliability_diagram_data` and :func:`expected_calibration_error`: calibration.
 """
 
@@ -28,6 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .models import MLP
+from .training import fit, seed_everything
 
 __all__ = [
     "reduce_losses",
@@ -42,15 +45,16 @@ __all__ = [
     "trimmed_mean",
     "coteaching_forget_rate",
     "small_loss_mask",
-    "class_weights_from_frequencies",
+    "LossModule",
     "LabelSmoothingCE",
     "GeneralizedCrossEntropy",
-    "SymmetricCrossEntropy",
     "BootstrappingLoss",
     "TrimmedMeanLoss",
-    "SmallLossLoss",
+    "SmallLossSelection",
+    "LOSS_FACTORIES",
     "make_robust_loss",
     "ROBUST_LOSSES",
+    "train_with_loss",
     "reliability_diagram_data",
     "expected_calibration_error",
 ]
@@ -199,31 +203,22 @@ def small_loss_mask(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
     return mask
 
 
-# ----------------------------------------------------------------------------- class weights
-def class_weights_from_frequencies(y, num_classes: int | None = None, power: float = 1.0):
-    """Inverse-frequency class weights ``w_k = (n / (C n_k)) ** power`` as a float tensor.
-
-    Balanced classes get weight 1; a class with half the average count gets 2 (with
-    ``power=1``). Absent classes get weight 0. Lesson 04 (loss weighting) uses them.
-    """
-    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long().reshape(-1)
-    C = int(num_classes if num_classes is not None else int(y.max()) + 1)
-    counts = torch.bincount(y, minlength=C).float()
-    w = torch.zeros(C)
-    present = counts > 0
-    w[present] = (len(y) / (C * counts[present])) ** power
-    return w
-
-
 # ----------------------------------------------------------------------------- modules
-class _LossModule(nn.Module):
-    """Base: a loss module with a readable repr and ``reduction``."""
+class LossModule(nn.Module):
+    """A loss function ``fn(logits, y, **settings, reduction=...)`` as a module, for
+    :func:`noisylabels.fit`'s ``loss_fn`` and a fastai ``Learner``'s ``loss_func``
+    (lesson 03): ``LossModule(generalized_cross_entropy, q=0.7)``.
+    """
 
-    name = "loss"
-
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, fn=None, reduction: str = "mean", **settings):
         super().__init__()
-        self.reduction = reduction
+        self.fn, self.reduction, self.settings = fn, reduction, settings
+
+    def forward(self, logits, y):
+        return self.fn(logits, y, reduction=self.reduction, **self.settings)
+
+    def extra_repr(self):
+        return ", ".join([getattr(self.fn, "__name__", "")] + [f"{k}={v!r}" for k, v in self.settings.items()])
 
     # fastai calls these when decoding predictions
     def activation(self, out):
@@ -233,95 +228,46 @@ class _LossModule(nn.Module):
         return out.argmax(dim=-1)
 
 
-class LabelSmoothingCE(_LossModule):
-    """Module form of :func:`label_smoothing_cross_entropy`."""
-
-    name = "label_smoothing"
+class LabelSmoothingCE(LossModule):
+    """Module form of :func:`label_smoothing_cross_entropy` (lesson 03)."""
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean"):
-        super().__init__(reduction)
-        self.eps = eps
-
-    def forward(self, logits, y):
-        return label_smoothing_cross_entropy(logits, y, self.eps, self.reduction)
-
-    def extra_repr(self):
-        return f"eps={self.eps}"
+        super().__init__(label_smoothing_cross_entropy, reduction, eps=eps)
 
 
-class GeneralizedCrossEntropy(_LossModule):
-    """Module form of :func:`generalized_cross_entropy`."""
-
-    name = "gce"
+class GeneralizedCrossEntropy(LossModule):
+    """Module form of :func:`generalized_cross_entropy` (lesson 03)."""
 
     def __init__(self, q: float = 0.7, reduction: str = "mean"):
-        super().__init__(reduction)
-        self.q = q
-
-    def forward(self, logits, y):
-        return generalized_cross_entropy(logits, y, self.q, self.reduction)
-
-    def extra_repr(self):
-        return f"q={self.q}"
+        super().__init__(generalized_cross_entropy, reduction, q=q)
 
 
-class SymmetricCrossEntropy(_LossModule):
-    """Module form of :func:`symmetric_cross_entropy`."""
-
-    name = "symmetric_ce"
-
-    def __init__(self, alpha: float = 0.1, beta: float = 1.0, log_zero: float = -4.0, reduction: str = "mean"):
-        super().__init__(reduction)
-        self.alpha, self.beta, self.log_zero = alpha, beta, log_zero
-
-    def forward(self, logits, y):
-        return symmetric_cross_entropy(logits, y, self.alpha, self.beta, self.log_zero, self.reduction)
-
-    def extra_repr(self):
-        return f"alpha={self.alpha}, beta={self.beta}, log_zero={self.log_zero}"
-
-
-class BootstrappingLoss(_LossModule):
+class BootstrappingLoss(LossModule):
     """Module form of :func:`bootstrap_soft_loss` (``kind="soft"``, beta 0.95) or
-    :func:`bootstrap_hard_loss` (``kind="hard"``, beta 0.8)."""
+    :func:`bootstrap_hard_loss` (``kind="hard"``, beta 0.8) (lesson 03)."""
 
     def __init__(self, kind: str = "soft", beta: float | None = None, reduction: str = "mean"):
-        super().__init__(reduction)
         if kind not in ("soft", "hard"):
             raise ValueError(f"kind must be 'soft' or 'hard', got {kind!r}")
-        self.kind = kind
-        self.beta = beta if beta is not None else (0.95 if kind == "soft" else 0.8)
-        self.name = f"bootstrap_{kind}"
-
-    def forward(self, logits, y):
-        fn = bootstrap_soft_loss if self.kind == "soft" else bootstrap_hard_loss
-        return fn(logits, y, self.beta, self.reduction)
-
-    def extra_repr(self):
-        return f"kind={self.kind!r}, beta={self.beta}"
+        fn, default_beta = (bootstrap_soft_loss, 0.95) if kind == "soft" else (bootstrap_hard_loss, 0.8)
+        super().__init__(fn, reduction, beta=beta if beta is not None else default_beta)
 
 
-class TrimmedMeanLoss(_LossModule):
-    """Cross-entropy (or ``base_loss``) reduced by :func:`trimmed_mean` over the batch."""
-
-    name = "trimmed_mean"
+class TrimmedMeanLoss(LossModule):
+    """Cross-entropy (or ``base_loss``) reduced by :func:`trimmed_mean` over the batch (lesson 03)."""
 
     def __init__(self, trim: float = 0.2, base_loss=None):
-        super().__init__("mean")
+        super().__init__(base_loss, "mean", trim=trim)
         self.trim = trim
-        self.base_loss = base_loss
 
     def forward(self, logits, y):
-        losses = (self.base_loss(logits, y, reduction="none") if self.base_loss is not None
+        losses = (self.fn(logits, y, reduction="none") if self.fn is not None
                   else F.cross_entropy(logits, y.long(), reduction="none"))
         return trimmed_mean(losses, self.trim)
 
-    def extra_repr(self):
-        return f"trim={self.trim}"
 
-
-class SmallLossLoss(_LossModule):
-    """Small-loss selection (one network's half of co-teaching, Han et al. 2018).
+class SmallLossSelection(LossModule):
+    """Small-loss selection (one network's half of co-teaching, Han et al. 2018; lesson 03).
 
     Each batch keeps the ``1 - R(T)`` fraction of examples with the smallest
     cross-entropy and averages their loss; ``R(T)`` is :func:`coteaching_forget_rate`,
@@ -329,10 +275,8 @@ class SmallLossLoss(_LossModule):
     :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch.
     """
 
-    name = "small_loss"
-
     def __init__(self, forget_rate: float, num_gradual: int = 10, exponent: float = 1.0):
-        super().__init__("mean")
+        super().__init__(None, "mean", forget_rate=forget_rate, num_gradual=num_gradual, exponent=exponent)
         self.forget_rate, self.num_gradual, self.exponent = forget_rate, num_gradual, exponent
         self.epoch = 1
 
@@ -352,36 +296,52 @@ class SmallLossLoss(_LossModule):
         return f"forget_rate={self.forget_rate}, num_gradual={self.num_gradual}, epoch={self.epoch}"
 
 
-#: The losses lesson 03 and ``benchmarks/robust_losses.py`` compare, by name.
-ROBUST_LOSSES = ("cross_entropy", "label_smoothing", "gce", "symmetric_ce", "bootstrap_soft",
-                 "bootstrap_hard", "trimmed_mean", "small_loss")
+# ----------------------------------------------------------------------------- the registry
+#: Every loss lesson 03 and ``benchmarks/robust_losses.py`` compare: name -> factory
+#: ``(noise_rate, **settings) -> module`` with the course's settings. A new loss is its
+#: function above, one line here and a test (``tests/test_losses.py`` runs every entry).
+#: ``noise_rate`` sets the trimmed fraction and co-teaching's forget rate (both assume the
+#: noise rate known, as the co-teaching paper does).
+LOSS_FACTORIES = {
+    "cross_entropy": lambda noise_rate, **kw: nn.CrossEntropyLoss(**kw),
+    "label_smoothing": lambda noise_rate, **kw: LossModule(label_smoothing_cross_entropy, **{"eps": 0.1, **kw}),
+    "gce": lambda noise_rate, **kw: LossModule(generalized_cross_entropy, **{"q": 0.7, **kw}),
+    "symmetric_ce": lambda noise_rate, **kw: LossModule(symmetric_cross_entropy, **kw),
+    "bootstrap_soft": lambda noise_rate, **kw: LossModule(bootstrap_soft_loss, **{"beta": 0.95, **kw}),
+    "bootstrap_hard": lambda noise_rate, **kw: LossModule(bootstrap_hard_loss, **{"beta": 0.8, **kw}),
+    "trimmed_mean": lambda noise_rate, **kw: TrimmedMeanLoss(**{"trim": noise_rate, **kw}),
+    "small_loss": lambda noise_rate, **kw: SmallLossSelection(**{"forget_rate": noise_rate, **kw}),
+}
+
+#: The names of :data:`LOSS_FACTORIES`, in the order lesson 03 plots them.
+ROBUST_LOSSES = tuple(LOSS_FACTORIES)
 
 
 def make_robust_loss(name: str, noise_rate: float = 0.4, **kwargs) -> nn.Module:
-    """A fresh loss module by name (see :data:`ROBUST_LOSSES`) with the course's settings.
+    """A fresh loss module by name from :data:`LOSS_FACTORIES`, with the course's settings (lesson 03).
 
-    ``noise_rate`` sets the trimmed fraction and co-teaching's forget rate (both
-    assume the noise rate is known, as the co-teaching paper does). Keyword arguments
-    override the defaults: ``eps=0.1``, ``q=0.7``, ``alpha=0.1, beta=1.0``, soft
-    ``beta=0.95``, hard ``beta=0.8``, ``num_gradual=10``.
+    Keyword arguments override the defaults: ``eps=0.1``, ``q=0.7``, ``alpha=0.1, beta=1.0``,
+    soft ``beta=0.95``, hard ``beta=0.8``, ``trim=noise_rate``, ``num_gradual=10``.
     """
-    if name == "cross_entropy":
-        return nn.CrossEntropyLoss(**kwargs)
-    if name == "label_smoothing":
-        return LabelSmoothingCE(**{"eps": 0.1, **kwargs})
-    if name == "gce":
-        return GeneralizedCrossEntropy(**{"q": 0.7, **kwargs})
-    if name == "symmetric_ce":
-        return SymmetricCrossEntropy(**kwargs)
-    if name == "bootstrap_soft":
-        return BootstrappingLoss("soft", **kwargs)
-    if name == "bootstrap_hard":
-        return BootstrappingLoss("hard", **kwargs)
-    if name == "trimmed_mean":
-        return TrimmedMeanLoss(**{"trim": noise_rate, **kwargs})
-    if name == "small_loss":
-        return SmallLossLoss(**{"forget_rate": noise_rate, **kwargs})
-    raise ValueError(f"unknown loss {name!r}; choose one of {ROBUST_LOSSES}")
+    if name not in LOSS_FACTORIES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {ROBUST_LOSSES}")
+    return LOSS_FACTORIES[name](noise_rate, **kwargs)
+
+
+def train_with_loss(loss_fn, train, test=None, *, hidden=(512,), num_classes: int = 10, num_epochs: int = 40,
+                    lr: float = 1e-3, batch_size: int = 128, seed: int = 0, progress: bool = True,
+                    desc: str | None = None):
+    """Lesson 03's experiment: a fresh :class:`~noisylabels.MLP` trained with ``loss_fn`` on
+    ``train``, Adam at a fixed ``lr``, no early stopping; returns ``(history, model)``.
+
+    Every loss gets the same network, initialization (``seed``) and budget, so their test
+    accuracies compare. Lesson 03 and ``benchmarks/robust_losses.py`` call it.
+    """
+    seed_everything(seed)
+    model = MLP(hidden=tuple(hidden), num_classes=num_classes)
+    history = fit(model, train, test, num_epochs=num_epochs, lr=lr, optimizer="adam", batch_size=batch_size,
+                  loss_fn=loss_fn, seed=seed, eval_train=False, progress=progress, desc=desc)
+    return history, model
 
 
 # ----------------------------------------------------------------------------- calibration

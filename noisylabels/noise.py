@@ -1,8 +1,7 @@
-"""Label-noise models, the mislabeled-data wrapper, and class-imbalance subsampling.
+"""Label-noise models and the mislabeled-data wrapper.
 
 Taught in lesson 01 (label noise and memorization) and lesson 02 (grokking with
-mislabeled data); the imbalance sampler in lesson 04 (loss weighting) and lesson 05
-(learning to reweight).
+mislabeled data).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ __all__ = [
     "noise_transition_matrix",
     "expected_transition_matrix",
     "MislabeledDataset",
-    "subsample_imbalanced",
 ]
 
 NOISE_KINDS = ("uniform", "flip", "pair", "background")
@@ -187,40 +185,3 @@ class MislabeledDataset:
     def noisy_targets(self):
         """All served labels as an int64 array (reads every example's label once)."""
         return np.array([int(self._label(self[i][1])) for i in range(len(self))], dtype=np.int64)
-
-
-def subsample_imbalanced(
-    y,
-    majority_class: int,
-    minority_class: int,
-    proportion: float,
-    num_majority: int | None = None,
-    seed=None,
-):
-    """Indices of a two-class subset whose majority class makes up ``proportion`` of it.
-
-    Keeps ``num_majority`` examples of ``majority_class`` (all of them by default) and
-    ``round(num_majority * (1 - proportion) / proportion)`` of ``minority_class`` (at
-    least one), drawn without replacement; raises ``ValueError`` when the data do not
-    have that many. Lessons 04 and 05 use it for MNIST 4 vs 9, as in Ren et al. 2018.
-    """
-    if not 0.5 <= proportion < 1.0:
-        raise ValueError(f"proportion must lie in [0.5, 1), got {proportion}")
-    y_np, _ = _to_numpy_labels(y)
-    rng = np.random.default_rng(seed)
-    majority = np.flatnonzero(y_np == majority_class)
-    minority = np.flatnonzero(y_np == minority_class)
-    if num_majority is None:
-        num_majority = len(majority)
-    num_minority = max(1, int(round(num_majority * (1.0 - proportion) / proportion)))
-    if num_majority > len(majority) or num_minority > len(minority):
-        raise ValueError(
-            f"need {num_majority} of class {majority_class} and {num_minority} of class "
-            f"{minority_class}; the data have {len(majority)} and {len(minority)}"
-        )
-    picked = np.concatenate([
-        rng.choice(majority, num_majority, replace=False),
-        rng.choice(minority, num_minority, replace=False),
-    ])
-    return rng.permutation(picked)
-

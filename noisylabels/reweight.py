@@ -25,13 +25,16 @@ No meta-module and no ``higher``: the model's parameters are passed to
 (batch norm running statistics) are given to the look-ahead as copies, so that the
 look-ahead never moves the model's own statistics; only the real step does, once.
 
-The lesson's two tasks are :func:`imbalanced_pair` (MNIST 4 vs 9 with a rare class)
-and :func:`noisy_digits_with_clean_val` (ten classes, flipped labels); the fixed-rule
+The lesson's two tasks are :func:`~noisylabels.imbalanced_pair` (MNIST 4 vs 9 with a rare
+class, in :mod:`noisylabels.weighting` with the other imbalance tools) and
+:func:`noisy_digits_with_clean_val` (ten classes, flipped labels); the fixed-rule
 baselines (resampling, class weights) and ``balanced_error`` come from lesson 04's
 :mod:`noisylabels.weighting`.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
@@ -40,7 +43,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
-from .training import History, as_tensors, fit, get_device
+from .models import LeNet
+from .training import History, as_tensors, fit, get_device, predict_proba, seed_everything
+from .weighting import (balanced_error, class_weights_from_frequencies, example_weights_from_classes,
+                        imbalanced_pair, oversample_indices)
 
 __all__ = [
     "look_ahead",
@@ -49,7 +55,9 @@ __all__ = [
     "example_weights",
     "reweighted_step",
     "fit_reweighted",
-    "imbalanced_pair",
+    "IMBALANCE_METHODS",
+    "imbalance_errors",
+    "reweighted_step_seconds",
     "noisy_digits_with_clean_val",
 ]
 
@@ -206,43 +214,6 @@ def fit_reweighted(model: nn.Module, train, val, test=None, *, batch_size: int =
 
 
 # ----------------------------------------------------------------------------- the lesson's data
-def imbalanced_pair(proportion: float, majority_class: int = 9, minority_class: int = 4,
-                    num_val_per_class: int = 5, num_majority: int | None = None, data=None, seed=0):
-    """Ren et al.'s class-imbalance task: a two-class training set, a tiny balanced clean validation set, a balanced test set.
-
-    From ``data = (X_train, y_train, X_test, y_test)`` (default: the offline MNIST
-    digits), ``num_val_per_class`` training digits of each class are set aside as the
-    clean validation set, then :func:`~noisylabels.subsample_imbalanced` keeps
-    ``num_majority`` of the remaining majority digits (default: all) and enough minority
-    digits for ``proportion`` (the paper: 5,000 training images, ``round(5000 * proportion)``
-    of them majority). Labels
-    become 0 (minority) and 1 (majority); the test set keeps every test digit of both
-    classes. Returns ``(X, y), (X_val, y_val), (X_test, y_test)`` as float image tensors
-    ``(n, 1, 28, 28)`` and int64 labels. With the offline digits (400 a class) the
-    majority class has 395 training digits, so 0.995 leaves 2 minority digits and 0.9975
-    (1 digit) is the largest proportion the data allow.
-    """
-    from .data import load_offline_mnist, to_tensors
-    from .noise import subsample_imbalanced
-
-    X_train, y_train, X_test, y_test = data if data is not None else load_offline_mnist()
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    rng = np.random.default_rng(seed)
-    pair = (minority_class, majority_class)
-    val_idx = np.concatenate([rng.choice(np.flatnonzero(y_train == k), num_val_per_class, replace=False)
-                              for k in pair])
-    pool = np.setdiff1d(np.flatnonzero(np.isin(y_train, pair)), val_idx)
-    train_idx = pool[subsample_imbalanced(y_train[pool], majority_class, minority_class, proportion,
-                                          num_majority=num_majority, seed=rng.integers(2**31))]
-    test_idx = np.flatnonzero(np.isin(y_test, pair))
-
-    def binary(X, y):
-        return to_tensors(X, (y == majority_class).astype(np.int64))
-
-    return (binary(X_train[train_idx], y_train[train_idx]), binary(X_train[val_idx], y_train[val_idx]),
-            binary(X_test[test_idx], y_test[test_idx]))
-
-
 def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, kind: str = "flip",
                                 num_train: int | None = None, data=None, seed=0):
     """Ren et al.'s label-noise task on ten classes: noisy training labels, a tiny clean validation set.
@@ -269,3 +240,85 @@ def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, 
                                             seed=int(rng.integers(2**31)))
     return (to_tensors(X_train[train_idx], y_noisy), to_tensors(X_train[val_idx], y_train[val_idx]),
             to_tensors(X_test, y_test), y_true, is_mislabeled)
+
+
+# ----------------------------------------------------------------------------- the lesson's experiments
+#: The ways :func:`imbalance_errors` trains on the imbalanced task (lesson 05's figure).
+IMBALANCE_METHODS = ("baseline", "resampling", "class weights", "L2RW")
+
+
+def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, methods=IMBALANCE_METHODS,
+                     lr: float = 0.01, batch_size: int = 100, momentum: float = 0.9,
+                     num_majority: int | None = None, data=None, progress: bool = False) -> dict:
+    """Balanced test error of a fresh LeNet trained each of ``methods`` ways on
+    :func:`~noisylabels.imbalanced_pair` at one ``proportion`` and ``seed``, as ``{method: error}``.
+
+    Every method gets about ``num_steps`` SGD steps (momentum ``momentum``, batches of
+    ``batch_size``): plain cross-entropy (``"baseline"``), the rare class over-sampled
+    (``"resampling"``), inverse-frequency class weights (``"class weights"``) and learning to
+    reweight with the clean validation set (``"L2RW"``). Lesson 05's sweep and
+    ``benchmarks/reweight.py`` call it.
+    """
+    (X, y), val, (X_test, y_test) = imbalanced_pair(proportion, num_majority=num_majority, data=data, seed=seed)
+    settings = dict(lr=lr, batch_size=batch_size, momentum=momentum, seed=seed, eval_train=False, progress=progress)
+
+    def epochs(n):
+        return max(1, round(num_steps / int(np.ceil(n / batch_size))))
+
+    idx = oversample_indices(y, seed=seed)
+    runs = {
+        "baseline": lambda model: fit(model, (X, y), num_epochs=epochs(len(y)), **settings),
+        "resampling": lambda model: fit(model, (X[idx], y[idx]), num_epochs=epochs(len(idx)), **settings),
+        "class weights": lambda model: fit(
+            model, (X, y), num_epochs=epochs(len(y)), **settings,
+            sample_weights=example_weights_from_classes(y, class_weights_from_frequencies(y, 2))),
+        "L2RW": lambda model: fit_reweighted(model, (X, y), val, num_epochs=epochs(len(y)), **settings),
+    }
+    errors = {}
+    for method in methods:
+        seed_everything(seed)
+        model = LeNet(num_classes=2)
+        runs[method](model)
+        errors[method] = balanced_error(predict_proba(model, X_test), y_test)
+    return errors
+
+
+def reweighted_step_seconds(repeats: int = 30, warmup: int = 3, seed: int = 0, num_threads: int | None = 1) -> dict:
+    """Median seconds of a plain SGD step and of a reweighted step, ``{"plain", "forward", "look-ahead"}``.
+
+    A LeNet, a training batch of 100 and 100 validation images (random inputs); the three
+    steps run interleaved, ``warmup`` rounds untimed, then ``repeats`` timed, on
+    ``num_threads`` threads (None: as set). ``"forward"`` is :func:`reweighted_step`'s
+    default, ``"look-ahead"`` the literal gradient through a gradient. Lesson 05 and
+    ``benchmarks/reweight.py`` call it.
+    """
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        seed_everything(seed)
+        X, y = torch.randn(100, 1, 28, 28), torch.randint(0, 10, (100,))
+        X_val, y_val = torch.randn(100, 1, 28, 28), torch.arange(100) % 10
+        model = LeNet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+        def plain():
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(X), y).backward()
+            opt.step()
+
+        steps = {"plain": plain,
+                 "forward": lambda: reweighted_step(model, opt, X, y, X_val, y_val),
+                 "look-ahead": lambda: reweighted_step(model, opt, X, y, X_val, y_val, method="look-ahead")}
+        times = {name: [] for name in steps}
+        for _ in range(warmup):
+            for step in steps.values():
+                step()
+        for _ in range(repeats):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - start)
+        return {name: float(np.median(t)) for name, t in times.items()}
+    finally:
+        torch.set_num_threads(threads)

@@ -3,10 +3,13 @@
 Taught in lesson 04 (loss weighting), following the related work that Ren et al.
 2018 (lesson 05, learning to reweight) start from:
 
+- two-class imbalance tasks with one label convention (the rare class is label 1,
+  :data:`MINORITY_LABEL`): :func:`subsample_imbalanced`, :func:`imbalanced_subset` and Ren
+  et al.'s MNIST 4 vs 9 with a clean validation set, :func:`imbalanced_pair`;
 - resampling for class imbalance: :func:`undersample_indices`, :func:`oversample_indices`
   and SMOTE-style interpolation :func:`smote_oversample` (Chawla et al. 2002);
 - cost-sensitive weights: :func:`example_weights_from_classes` turns class weights (for
-  example :func:`noisylabels.class_weights_from_frequencies`) into one weight an example;
+  example :func:`class_weights_from_frequencies`) into one weight an example;
 - weights from the loss: :func:`loss_based_weights` and :class:`LossWeightedCrossEntropy`
   weight high-loss examples up (good for a rare class) or down (good for wrong labels);
 - :class:`NoiseAdaptationLayer`: a learnable transition matrix on top of a classifier
@@ -22,9 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "MINORITY_LABEL",
+    "subsample_imbalanced",
+    "imbalanced_subset",
+    "imbalanced_pair",
     "undersample_indices",
     "oversample_indices",
     "smote_oversample",
+    "class_weights_from_frequencies",
     "example_weights_from_classes",
     "LOSS_WEIGHTING_RULES",
     "loss_based_weights",
@@ -40,6 +48,96 @@ def _labels(y) -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
     return y.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- class imbalance
+#: The course's label convention for two-class imbalance tasks: the rare (minority) class is
+#: label 1, the majority class label 0.
+MINORITY_LABEL = 1
+
+
+def subsample_imbalanced(
+    y,
+    majority_class: int,
+    minority_class: int,
+    proportion: float,
+    num_majority: int | None = None,
+    seed=None,
+):
+    """Indices of a two-class subset whose majority class makes up ``proportion`` of it.
+
+    Keeps ``num_majority`` examples of ``majority_class`` (all of them by default) and
+    ``round(num_majority * (1 - proportion) / proportion)`` of ``minority_class`` (at
+    least one), drawn without replacement; raises ``ValueError`` when the data do not
+    have that many. Lesson 04 teaches it (MNIST 4 vs 9, as in Ren et al. 2018).
+    """
+    if not 0.5 <= proportion < 1.0:
+        raise ValueError(f"proportion must lie in [0.5, 1), got {proportion}")
+    y_np = _labels(y)
+    rng = np.random.default_rng(seed)
+    majority = np.flatnonzero(y_np == majority_class)
+    minority = np.flatnonzero(y_np == minority_class)
+    if num_majority is None:
+        num_majority = len(majority)
+    num_minority = max(1, int(round(num_majority * (1.0 - proportion) / proportion)))
+    if num_majority > len(majority) or num_minority > len(minority):
+        raise ValueError(
+            f"need {num_majority} of class {majority_class} and {num_minority} of class "
+            f"{minority_class}; the data have {len(majority)} and {len(minority)}"
+        )
+    picked = np.concatenate([
+        rng.choice(majority, num_majority, replace=False),
+        rng.choice(minority, num_minority, replace=False),
+    ])
+    return rng.permutation(picked)
+
+
+def imbalanced_subset(X, y, proportion: float | None, majority_class: int = 9, minority_class: int = 4,
+                      num_majority: int | None = None, seed=None):
+    """``(X, y)`` of a two-class subset of ``(X, y)``, labelled minority 1, majority 0.
+
+    With a ``proportion`` the subset is :func:`subsample_imbalanced`'s (``num_majority``,
+    ``seed`` as there); with ``proportion=None`` it keeps every example of the two classes in
+    their order (a balanced test set). ``X`` and the new labels come back as the arrays
+    given. Lesson 04 teaches it (MNIST 4 vs 9).
+    """
+    y_np = _labels(y)
+    if proportion is None:
+        idx = np.flatnonzero(np.isin(y_np, (majority_class, minority_class)))
+    else:
+        idx = subsample_imbalanced(y_np, majority_class, minority_class, proportion, num_majority, seed)
+    return X[idx], (y_np[idx] == minority_class).astype(np.int64) * MINORITY_LABEL
+
+
+def imbalanced_pair(proportion: float, majority_class: int = 9, minority_class: int = 4,
+                    num_val_per_class: int = 5, num_majority: int | None = None, data=None, seed=0):
+    """Ren et al.'s class-imbalance task: a two-class training set, a tiny balanced clean validation set, a balanced test set.
+
+    From ``data = (X_train, y_train, X_test, y_test)`` (default: the offline MNIST
+    digits), ``num_val_per_class`` training digits of each class are set aside as the
+    clean validation set, then :func:`imbalanced_subset` keeps ``num_majority`` of the
+    remaining majority digits (default: all) and enough minority digits for ``proportion``
+    (the paper: 5,000 training images, ``round(5000 * proportion)`` of them majority).
+    Labels follow the course's convention: 1 for the minority (rare) class, 0 for the
+    majority; the test set keeps every test digit of both classes. Returns
+    ``(X, y), (X_val, y_val), (X_test, y_test)`` as float image tensors ``(n, 1, 28, 28)``
+    and int64 labels. With the offline digits (400 a class) the majority class has 395
+    training digits, so 0.995 leaves 2 minority digits and 0.9975 (1 digit) is the largest
+    proportion the data allow. Lesson 05 (learning to reweight) and homework 4 use it.
+    """
+    from .data import load_offline_mnist, to_tensors
+
+    X_train, y_train, X_test, y_test = data if data is not None else load_offline_mnist()
+    y_train = np.asarray(y_train)
+    rng = np.random.default_rng(seed)
+    pair = dict(majority_class=majority_class, minority_class=minority_class)
+    val_idx = np.concatenate([rng.choice(np.flatnonzero(y_train == k), num_val_per_class, replace=False)
+                              for k in (minority_class, majority_class)])
+    pool = np.setdiff1d(np.flatnonzero(np.isin(y_train, (minority_class, majority_class))), val_idx)
+    train = imbalanced_subset(X_train[pool], y_train[pool], proportion, num_majority=num_majority,
+                              seed=rng.integers(2**31), **pair)
+    val = imbalanced_subset(X_train[val_idx], y_train[val_idx], None, **pair)
+    return to_tensors(*train), to_tensors(*val), to_tensors(*imbalanced_subset(X_test, y_test, None, **pair))
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -112,6 +210,22 @@ def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
 
 
 # ----------------------------------------------------------------------------- weights
+def class_weights_from_frequencies(y, num_classes: int | None = None, power: float = 1.0):
+    """Inverse-frequency class weights ``w_k = (n / (C n_k)) ** power`` as a float tensor.
+
+    Balanced classes get weight 1; a class with half the average count gets 2 (with
+    ``power=1``). Absent classes get weight 0. Lesson 04 (loss weighting) teaches them;
+    homework 3 has students write them.
+    """
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long().reshape(-1)
+    C = int(num_classes if num_classes is not None else int(y.max()) + 1)
+    counts = torch.bincount(y, minlength=C).float()
+    w = torch.zeros(C)
+    present = counts > 0
+    w[present] = (len(y) / (C * counts[present])) ** power
+    return w
+
+
 def example_weights_from_classes(y, class_weights) -> np.ndarray:
     """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``)."""
     w = class_weights.detach().cpu().numpy() if torch.is_tensor(class_weights) else np.asarray(class_weights)

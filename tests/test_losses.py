@@ -127,20 +127,14 @@ def test_coteaching_ramp_reaches_the_noise_rate_after_num_gradual_epochs():
     assert all(a <= b for a, b in zip(rates, rates[1:]))
 
 
-def test_small_loss_loss_keeps_the_small_losses_once_ramped():
-    loss = L.SmallLossLoss(forget_rate=0.5, num_gradual=2)
+def test_small_loss_selection_keeps_the_small_losses_once_ramped():
+    loss = L.SmallLossSelection(forget_rate=0.5, num_gradual=2)
     logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [4.0, 0.0], [0.0, 4.0]])
     y = torch.tensor([0, 0, 0, 0])  # examples 1 and 3 have large losses
     loss.set_epoch(1)
     assert torch.allclose(loss(logits, y), F.cross_entropy(logits, y))
     loss.set_epoch(3)
     assert torch.allclose(loss(logits, y), F.cross_entropy(logits[[0, 2]], y[[0, 2]]))
-
-
-def test_class_weights_from_frequencies_are_inverse_counts():
-    w = L.class_weights_from_frequencies([0, 0, 0, 1], num_classes=3)
-    assert torch.allclose(w, torch.tensor([4 / 9, 4 / 3, 0.0]))
-    assert torch.allclose(L.class_weights_from_frequencies([0, 1, 2]), torch.ones(3))
 
 
 @pytest.mark.parametrize("name", L.ROBUST_LOSSES)
@@ -154,6 +148,16 @@ def test_every_named_loss_gives_a_finite_scalar_with_gradients(batch, name):
     assert out.ndim == 0 and torch.isfinite(out)
     out.backward()
     assert torch.isfinite(a.grad).all() and a.grad.abs().sum() > 0
+
+
+def test_a_registry_line_is_all_make_robust_loss_needs(batch, monkeypatch):
+    logits, y = batch
+    assert L.ROBUST_LOSSES == tuple(L.LOSS_FACTORIES)
+    mae = lambda logits, y, reduction="mean": L.reduce_losses(  # noqa: E731
+        1 - torch.softmax(logits, 1).gather(1, y[:, None]).squeeze(1), reduction)
+    monkeypatch.setitem(L.LOSS_FACTORIES, "mae", lambda noise_rate, **kw: L.LossModule(mae, **kw))
+    assert torch.allclose(L.make_robust_loss("mae")(logits, y), L.generalized_cross_entropy(logits, y, q=1.0))
+    assert torch.allclose(L.make_robust_loss("gce", q=0.5)(logits, y), L.generalized_cross_entropy(logits, y, q=0.5))
 
 
 def test_unknown_loss_name_is_rejected():
@@ -186,7 +190,7 @@ def test_losses_train_through_fit_and_fastai_learner():
 
     X, y, X_test, y_test = nl.load_small_digits(flat=True)
     hist = nl.fit(nl.MLP(64, (32,)), (X, y), (X_test, y_test), num_epochs=3, lr=0.05,
-                  loss_fn=nl.SmallLossLoss(0.2, num_gradual=2), progress=False)
+                  loss_fn=nl.SmallLossSelection(0.2, num_gradual=2), progress=False)
     assert hist.test_acc[-1] > 0.5
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
     dls = DataLoaders(FaDataLoader(TensorDataset(Xt, yt), bs=64, shuffle=True),

@@ -161,22 +161,3 @@ def test_mislabeled_dataset_at_zero_changes_nothing():
     wrapped = nl.MislabeledDataset(data, 0.0, C)
     assert not wrapped.is_replaced.any()
     assert [wrapped[i][1] for i in range(100)] == data.y.tolist()
-
-
-def test_imbalanced_subsample_has_the_requested_majority_proportion():
-    y = np.repeat(np.arange(10), 400)
-    idx = nl.subsample_imbalanced(y, majority_class=9, minority_class=4, proportion=0.95, seed=0)
-    picked = y[idx]
-    assert set(picked) == {4, 9}
-    assert (picked == 9).sum() == 400 and (picked == 4).sum() == 21
-    assert len(np.unique(idx)) == len(idx)
-
-
-def test_imbalanced_subsample_keeps_at_least_one_minority_example_and_checks_supply():
-    y = np.repeat([4, 9], [3, 400])
-    idx = nl.subsample_imbalanced(y, 9, 4, proportion=0.999, seed=0)
-    assert (y[idx] == 4).sum() == 1
-    with pytest.raises(ValueError, match="need 400 of class 9 and 44 of class 4"):
-        nl.subsample_imbalanced(y, 9, 4, proportion=0.9)
-    with pytest.raises(ValueError, match="proportion"):
-        nl.subsample_imbalanced(y, 9, 4, proportion=1.0)

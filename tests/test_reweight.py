@@ -192,14 +192,15 @@ def test_fit_reweighted_is_fit_with_a_reweighted_step_on_every_batch(offline_mni
 def test_imbalanced_pair_has_the_requested_proportion_and_a_balanced_clean_validation_set(offline_mnist):
     (X, y), (X_val, y_val), (X_test, y_test) = nl.imbalanced_pair(0.995, data=offline_mnist, seed=0)
     assert X.shape[1:] == (1, 28, 28)
-    assert int((y == 1).sum()) == 395 and int((y == 0).sum()) == 2  # offline data: 400 a class, 5 to validation
+    # the course's convention: the rare class is label 1; offline data: 400 a class, 5 to validation
+    assert int((y == 0).sum()) == 395 and int((y == 1).sum()) == 2
     assert sorted(y_val.tolist()) == [0] * 5 + [1] * 5
     assert int((y_test == 0).sum()) == int((y_test == 1).sum()) == 100
     # no validation digit is also a training digit
     flat, flat_val = X.reshape(len(X), -1), X_val.reshape(len(X_val), -1)
     assert torch.cdist(flat_val, flat).min() > 0
     (_, y), _, _ = nl.imbalanced_pair(0.9, num_majority=180, data=offline_mnist, seed=1)
-    assert int((y == 1).sum()) == 180 and int((y == 0).sum()) == 20
+    assert int((y == 0).sum()) == 180 and int((y == 1).sum()) == 20
 
 
 def test_noisy_digits_keep_the_validation_labels_clean(offline_mnist):

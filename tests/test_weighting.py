@@ -52,6 +52,12 @@ def test_smote_keeps_image_shape():
     assert X_new.shape == (18, 4, 4) and np.bincount(y_new).tolist() == [9, 9]
 
 
+def test_class_weights_from_frequencies_are_inverse_counts():
+    w = W.class_weights_from_frequencies([0, 0, 0, 1], num_classes=3)
+    assert torch.allclose(w, torch.tensor([4 / 9, 4 / 3, 0.0]))
+    assert torch.allclose(W.class_weights_from_frequencies([0, 1, 2]), torch.ones(3))
+
+
 def test_example_weights_from_classes_index_by_label():
     cw = nl.class_weights_from_frequencies(Y_IMBALANCED)
     w = W.example_weights_from_classes(Y_IMBALANCED, cw)
@@ -147,3 +153,32 @@ def test_loss_weighted_cross_entropy_is_plain_cross_entropy_during_warmup():
     assert torch.allclose(loss_fn(logits, y), F.cross_entropy(logits, y))
     loss_fn.set_epoch(3)
     assert not torch.allclose(loss_fn(logits, y), F.cross_entropy(logits, y))
+
+
+def test_imbalanced_subsample_has_the_requested_majority_proportion():
+    y = np.repeat(np.arange(10), 400)
+    idx = nl.subsample_imbalanced(y, majority_class=9, minority_class=4, proportion=0.95, seed=0)
+    picked = y[idx]
+    assert set(picked) == {4, 9}
+    assert (picked == 9).sum() == 400 and (picked == 4).sum() == 21
+    assert len(np.unique(idx)) == len(idx)
+
+
+def test_imbalanced_subsample_keeps_at_least_one_minority_example_and_checks_supply():
+    y = np.repeat([4, 9], [3, 400])
+    idx = nl.subsample_imbalanced(y, 9, 4, proportion=0.999, seed=0)
+    assert (y[idx] == 4).sum() == 1
+    with pytest.raises(ValueError, match="need 400 of class 9 and 44 of class 4"):
+        nl.subsample_imbalanced(y, 9, 4, proportion=0.9)
+    with pytest.raises(ValueError, match="proportion"):
+        nl.subsample_imbalanced(y, 9, 4, proportion=1.0)
+
+
+def test_imbalanced_subset_labels_the_rare_class_one():
+    X = np.arange(12)
+    y = np.array([9, 4, 9, 9, 1, 9, 4, 9, 9, 9, 9, 9])
+    X_sub, y_sub = nl.imbalanced_subset(X, y, 0.8, num_majority=8, seed=0)  # 8 nines, 2 fours
+    assert len(X_sub) == 10 and set(X_sub[y_sub == 1].tolist()) == {1, 6} and nl.MINORITY_LABEL == 1
+    assert set(y[X_sub[y_sub == 0]].tolist()) == {9}
+    X_all, y_all = nl.imbalanced_subset(X, y, None)  # every 4 and 9, in order: a balanced test set
+    assert X_all.tolist() == [0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11] and y_all.tolist() == [0, 1, 0, 0, 0, 1] + [0] * 5
