@@ -19,6 +19,8 @@ The modules, and the lesson that teaches each:
 """
 
 from .data import (
+    default_data_root,
+    label_array,
     load_cifar10,
     load_mnist_idx_dir,
     load_offline_mnist,
@@ -28,6 +30,7 @@ from .data import (
     read_idx_labels,
     to_tensors,
     torchvision_available,
+    with_channel_axis,
     write_idx,
     write_idx_images,
     write_idx_labels,
@@ -78,12 +81,13 @@ from .memorization import (
     memorized,
 )
 from .noise import (
+    NOISE_KINDS,
     MislabeledDataset,
     corrupt_labels,
     expected_transition_matrix,
     noise_transition_matrix,
 )
-from .results import report_result
+from .results import Results, report_result
 from .reweight import (
     IMBALANCE_METHODS,
     example_weights,

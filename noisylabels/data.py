@@ -36,6 +36,8 @@ __all__ = [
     "load_cifar10",
     "torchvision_available",
     "to_tensors",
+    "with_channel_axis",
+    "label_array",
 ]
 
 #: Seed of the fixed shuffle and split of the offline MNIST digits.
@@ -110,13 +112,37 @@ def load_small_digits(test_fraction: float = 0.25, seed: int = OFFLINE_MNIST_SEE
     return X_train, y_train, X_test, y_test
 
 
+def with_channel_axis(X):
+    """Images ``(n, H, W)`` (a torch tensor) as ``(n, 1, H, W)``; other shapes unchanged.
+
+    The one place a channel axis is added (:func:`to_tensors`, the models, the
+    memorization sweep). Lesson 01 introduces the image shapes.
+    """
+    return X.unsqueeze(1) if X.ndim == 3 else X
+
+
+def label_array(y) -> np.ndarray:
+    """Labels (a list, NumPy array or torch tensor) as a one-dimensional int64 NumPy array.
+
+    Raises ``ValueError`` for another shape or for values that are not whole numbers.
+    The one label conversion of the library (lesson 01's corruption, lesson 04's weighting).
+    """
+    arr = y.detach().cpu().numpy() if type(y).__module__.startswith("torch") else np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.equal(np.mod(arr, 1), 0)):
+            raise ValueError("labels must be integers")
+    return arr.astype(np.int64)
+
+
 def to_tensors(X, y, image_channels: bool = True):
-    """Numpy images and labels as torch tensors; ``(n, H, W)`` images get a channel axis."""
+    """Numpy images and labels as torch tensors; ``(n, H, W)`` images get a channel axis (lesson 01)."""
     import torch
 
     X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    if image_channels and X.ndim == 3:
-        X = X.unsqueeze(1)
+    if image_channels:
+        X = with_channel_axis(X)
     y = torch.as_tensor(np.asarray(y, dtype=np.int64))
     return X, y
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .noise import MislabeledDataset
+from .results import Results
 from .training import finish_progress, get_device, progress_bar, seed_everything
 
 __all__ = [
@@ -231,31 +232,18 @@ def parameter_norm(model: nn.Module) -> float:
     return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters())))
 
 
-class GrokkingLog(dict):
+class GrokkingLog(Results):
     """Lists under ``step``, ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss``,
     ``param_norm``, ``train_attn_entropy``, ``val_attn_entropy``, ``seconds``;
-    ``train_acc_true`` / ``train_acc_mislabeled`` (accuracy on the clean training
+    ``train_acc_clean`` / ``train_acc_mislabeled`` (accuracy on the clean training
     examples and on the mislabeled ones, against the labels trained on) when there
-    are mislabels. Keys read as attributes too.
+    are mislabels. A :class:`~noisylabels.results.Results`: keys read as attributes too.
+    Lesson 02 teaches it.
     """
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def steps_to_val(self, threshold: float = 0.99):
         """First logged step whose validation accuracy reached ``threshold``, else None."""
-        for step, acc in zip(self["step"], self["val_acc"]):
-            if acc >= threshold:
-                return step
-        return None
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(dict(self))
+        return self.first_reached("val_acc", threshold, at="step")
 
 
 @torch.no_grad()
@@ -317,7 +305,7 @@ def train_grokking(
     keys = ["step", "train_acc", "train_loss", "val_acc", "val_loss", "param_norm",
             "train_attn_entropy", "val_attn_entropy", "seconds"]
     if mislabeled.any():
-        keys += ["train_acc_true", "train_acc_mislabeled"]
+        keys += ["train_acc_clean", "train_acc_mislabeled"]
     log = GrokkingLog({k: [] for k in keys})
     example_losses = []
     generator = torch.Generator().manual_seed(seed)
@@ -350,8 +338,8 @@ def train_grokking(
             log["train_attn_entropy"].append(tr_ent)
             log["val_attn_entropy"].append(va_ent)
             log["seconds"].append(time.perf_counter() - start)
-            if "train_acc_true" in log:
-                log["train_acc_true"].append(tr_correct[~mislabeled].float().mean().item())
+            if "train_acc_clean" in log:
+                log["train_acc_clean"].append(tr_correct[~mislabeled].float().mean().item())
                 log["train_acc_mislabeled"].append(tr_correct[mislabeled].float().mean().item())
             if record_example_losses:
                 example_losses.append(tr_losses.cpu().numpy())

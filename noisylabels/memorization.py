@@ -14,8 +14,10 @@ import time
 
 import numpy as np
 
+from .data import with_channel_axis
 from .models import MLP, LeNet, SmallInception
 from .noise import corrupt_labels
+from .results import Results
 from .training import fit
 
 __all__ = [
@@ -56,27 +58,13 @@ def make_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10):
     raise ValueError(f"model must be 'mlp', 'cnn' or 'inception', got {name!r}")
 
 
-class CorruptionCurve(dict):
-    """Result of :func:`corruption_sweep`: lists under ``levels``, ``train_error``,
-    ``test_error``, ``epochs`` (epochs trained), ``epochs_to_fit`` (first epoch at the
-    fit threshold, ``None`` if never), ``seconds`` (training time per level),
-    ``fraction_changed`` (labels that differ from the true ones), and ``histories``.
-    Keys read as attributes too.
+class CorruptionCurve(Results):
+    """Result of :func:`corruption_sweep` (a :class:`~noisylabels.results.Results`): lists under
+    ``levels``, ``train_error``, ``test_error``, ``epochs`` (epochs trained), ``epochs_to_fit``
+    (first epoch at the fit threshold, ``None`` if never), ``seconds`` (training time per
+    level), ``fraction_changed`` (labels that differ from the true ones), and ``histories``.
+    Keys read as attributes too. Lesson 01 teaches it.
     """
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def summary(self) -> dict:
-        """The JSON-friendly part (no histories), with errors rounded to 4 places."""
-        out = {k: v for k, v in self.items() if k != "histories"}
-        for k in ("train_error", "test_error", "fraction_changed"):
-            out[k] = [round(float(v), 4) for v in out[k]]
-        out["seconds"] = [round(float(v), 1) for v in out["seconds"]]
-        return out
 
 
 def corruption_sweep(
@@ -106,8 +94,7 @@ def corruption_sweep(
 
     X_train = torch.as_tensor(np.asarray(X_train, dtype=np.float32))
     X_test = torch.as_tensor(np.asarray(X_test, dtype=np.float32))
-    if X_train.ndim == 3:  # (n, H, W) images get a channel axis
-        X_train, X_test = X_train.unsqueeze(1), X_test.unsqueeze(1)
+    X_train, X_test = with_channel_axis(X_train), with_channel_axis(X_test)  # (n, H, W) -> (n, 1, H, W)
     settings = dict(ZHANG_SETTINGS.get(model_name, {})) if isinstance(model_name, str) else {}
     settings.update(fit_kwargs)
     curve = CorruptionCurve(levels=[float(p) for p in levels], train_error=[], test_error=[], epochs=[],

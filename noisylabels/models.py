@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .data import with_channel_axis
+
 __all__ = ["MLP", "LeNet", "SmallInception", "count_parameters"]
 
 
@@ -51,8 +53,7 @@ class LeNet(nn.Module):
         )
 
     def forward(self, x):
-        if x.ndim == 3:
-            x = x.unsqueeze(1)
+        x = with_channel_axis(x)
         return self.classifier(self.features(x))
 
 
@@ -112,8 +113,7 @@ class SmallInception(nn.Module):
         self.fc = nn.Linear(ch, num_classes)
 
     def forward(self, x):
-        if x.ndim == 3:
-            x = x.unsqueeze(1)
+        x = with_channel_axis(x)
         return self.fc(self.features(x))
 
 

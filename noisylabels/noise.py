@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import label_array
+
 __all__ = [
     "NOISE_KINDS",
     "corrupt_labels",
@@ -17,18 +19,6 @@ __all__ = [
 ]
 
 NOISE_KINDS = ("uniform", "flip", "pair", "background")
-
-
-def _to_numpy_labels(y):
-    """Labels as an int64 numpy array, and whether they came in as a torch tensor."""
-    is_torch = type(y).__module__.startswith("torch")
-    arr = y.detach().cpu().numpy() if is_torch else np.asarray(y)
-    if arr.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError("labels must be integers")
-    return arr.astype(np.int64), is_torch
 
 
 def corrupt_labels(
@@ -58,7 +48,7 @@ def corrupt_labels(
         raise ValueError(f"noise_rate must lie in [0, 1], got {noise_rate}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-    y_np, is_torch = _to_numpy_labels(y)
+    y_np, is_torch = label_array(y), type(y).__module__.startswith("torch")
     if y_np.size and (y_np.min() < 0 or y_np.max() >= num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes - 1}]")
     rng = np.random.default_rng(seed)
@@ -90,8 +80,7 @@ def noise_transition_matrix(y_true, y_noisy, num_classes: int, normalize: bool =
     With ``normalize=False`` the raw counts. Rows of absent classes are zero.
     Lesson 01 shows it as an image.
     """
-    y_true, _ = _to_numpy_labels(y_true)
-    y_noisy, _ = _to_numpy_labels(y_noisy)
+    y_true, y_noisy = label_array(y_true), label_array(y_noisy)
     if len(y_true) != len(y_noisy):
         raise ValueError(f"y_true has {len(y_true)} labels but y_noisy has {len(y_noisy)}")
     counts = np.zeros((num_classes, num_classes), dtype=np.int64)

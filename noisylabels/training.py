@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .results import Results
+
 __all__ = [
     "seed_everything",
     "get_device",
@@ -99,31 +101,16 @@ def as_tensors(data, device=None):
     return X.to(dev), y.to(dev)
 
 
-class History(dict):
-    """Per-epoch records of :func:`fit`: lists under ``epoch``, ``train_loss``,
-    ``train_acc``, ``test_loss``, ``test_acc``, ``lr`` and ``seconds``; with
-    ``record_example_losses`` also ``example_losses`` (array ``(epochs, n)``).
-    Keys read as attributes too: ``history.test_acc[-1]``.
+class History(Results):
+    """Per-epoch records of :func:`fit` (a :class:`~noisylabels.results.Results`): lists under
+    ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``lr`` and ``seconds``;
+    with ``record_example_losses`` also ``example_losses`` (array ``(epochs, n)``).
+    Keys read as attributes too: ``history.test_acc[-1]``. Lesson 01 teaches it.
     """
-
-    def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def to_frame(self):
-        """The per-epoch records as a pandas DataFrame."""
-        import pandas as pd
-
-        return pd.DataFrame({k: v for k, v in self.items() if k != "example_losses"})
 
     def epochs_to_fit(self, threshold: float = 0.99):
         """First epoch (1-based) at which training accuracy reached ``threshold``, else None."""
-        for epoch, acc in zip(self["epoch"], self["train_acc"]):
-            if acc >= threshold:
-                return epoch
-        return None
+        return self.first_reached("train_acc", threshold, at="epoch")
 
 
 @torch.no_grad()

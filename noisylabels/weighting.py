@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import label_array
+
 __all__ = [
     "MINORITY_LABEL",
     "subsample_imbalanced",
@@ -41,13 +43,6 @@ __all__ = [
     "class_error_rates",
     "balanced_error",
 ]
-
-
-def _labels(y) -> np.ndarray:
-    y = y.detach().cpu().numpy() if torch.is_tensor(y) else np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"labels must be one-dimensional, got shape {y.shape}")
-    return y.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------- class imbalance
@@ -73,7 +68,7 @@ def subsample_imbalanced(
     """
     if not 0.5 <= proportion < 1.0:
         raise ValueError(f"proportion must lie in [0.5, 1), got {proportion}")
-    y_np = _labels(y)
+    y_np = label_array(y)
     rng = np.random.default_rng(seed)
     majority = np.flatnonzero(y_np == majority_class)
     minority = np.flatnonzero(y_np == minority_class)
@@ -101,7 +96,7 @@ def imbalanced_subset(X, y, proportion: float | None, majority_class: int = 9, m
     their order (a balanced test set). ``X`` and the new labels come back as the arrays
     given. Lesson 04 teaches it (MNIST 4 vs 9).
     """
-    y_np = _labels(y)
+    y_np = label_array(y)
     if proportion is None:
         idx = np.flatnonzero(np.isin(y_np, (majority_class, minority_class)))
     else:
@@ -147,7 +142,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
     Drawn without replacement, returned shuffled. Balances the classes by throwing
     majority examples away.
     """
-    y = _labels(y)
+    y = label_array(y)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     n_min = counts.min()
@@ -158,7 +153,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
 def oversample_indices(y, seed=None) -> np.ndarray:
     """Indices that keep every example and repeat random ones of the smaller classes until
     every class present has as many as the largest; returned shuffled."""
-    y = _labels(y)
+    y = label_array(y)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     n_max = counts.max()
@@ -180,7 +175,7 @@ def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
     examples) with ``X``'s shape per example.
     """
     X = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X, dtype=np.float32)
-    y = _labels(y)
+    y = label_array(y)
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} examples but y has {len(y)} labels")
     rng = np.random.default_rng(seed)
@@ -229,7 +224,7 @@ def class_weights_from_frequencies(y, num_classes: int | None = None, power: flo
 def example_weights_from_classes(y, class_weights) -> np.ndarray:
     """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``)."""
     w = class_weights.detach().cpu().numpy() if torch.is_tensor(class_weights) else np.asarray(class_weights)
-    return w.astype(np.float32)[_labels(y)]
+    return w.astype(np.float32)[label_array(y)]
 
 
 #: The fixed loss-based weighting rules of lesson 04.
@@ -358,7 +353,7 @@ def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
     pred = pred.detach().cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
     if pred.ndim == 2:
         pred = pred.argmax(axis=1)
-    y = _labels(y)
+    y = label_array(y)
     C = int(num_classes if num_classes is not None else max(y.max(), pred.max()) + 1)
     errors = np.full(C, np.nan)
     for k in range(C):

@@ -23,6 +23,7 @@ import pytest
 
 from autograder import hw02_rules as rules
 from autograder.hw02_data import load_final_sets, make_final_sets
+from noisylabels.course import tool_env
 from autograder.kernel_sandbox import UNSAFE_ENV
 from noisylabels import evil_twins as et
 
@@ -101,7 +102,7 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
     shutil.copytree(SOURCE, course / "solutions" / HW02,
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     env = dict(os.environ, NOISYLABELS_SIZE="quick", OMP_NUM_THREADS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env = tool_env(env)  # this interpreter's bin folder first on PATH
     env[rules.TIME_LIMIT_ENV] = "30s"
     for name in ("NOISYLABELS_GRADEBOOK", "NOISYLABELS_ROOT", "NOISYLABELS_HW02_FINAL", UNSAFE_ENV):
         env.pop(name, None)

@@ -29,6 +29,7 @@ from autograder import hw02_rules as rules
 from autograder import sandbox
 from autograder.evil_twins import GraderError, grade_all
 from autograder.hw02_data import load_final_sets, make_final_sets
+from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPERS = rules.course_helpers(ROOT / "solutions" / rules.HW02)
@@ -599,7 +600,7 @@ def test_reference_solution_scores_the_same_inside_and_outside_the_sandbox(tmp_p
     inside = rules.run_submission(hw02 / "hw02.py", data, labels, helpers=HELPERS, n_digits=165)
     plain = subprocess.run(["python3", "hw02.py", "--data", str(data), "--labels", str(labels)],
                            cwd=hw02, capture_output=True, text=True, timeout=300,
-                           env=dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]))
+                           env=tool_env())
     assert inside.status == "ok", inside.reason + inside.stderr_tail
     assert inside.flagged == rules.parse_indices(plain.stdout, 165)
     assert np.isfinite(inside.seconds)

@@ -121,7 +121,7 @@ def test_training_logs_every_quantity_at_each_evaluation():
     _, log = train_grokking(data, num_steps=30, eval_every=10, batch_size=32, width=32, progress=False)
     assert log.step == [10, 20, 30]
     for key in ("train_acc", "train_loss", "val_acc", "val_loss", "param_norm", "train_attn_entropy",
-                "val_attn_entropy", "seconds", "train_acc_true", "train_acc_mislabeled"):
+                "val_attn_entropy", "seconds", "train_acc_clean", "train_acc_mislabeled"):
         assert len(log[key]) == 3, key
     assert all(0 <= a <= 1 for a in log.val_acc)
 

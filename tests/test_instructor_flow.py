@@ -5,11 +5,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
 HW = "hw01_label_corruption"
@@ -45,7 +45,7 @@ def test_readme_instructor_commands_grade_a_submission_on_a_fresh_copy(tmp_path)
     shutil.copytree(ROOT / "solutions", course / "solutions",
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     env = dict(os.environ, NOISYLABELS_SIZE="quick", OMP_NUM_THREADS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env = tool_env(env)  # this interpreter's bin folder first on PATH
     env.pop("NOISYLABELS_GRADEBOOK", None)
     env.pop("NOISYLABELS_ROOT", None)
     commands = instructor_commands()

@@ -1,7 +1,6 @@
 """Behaviour of noisylabels.memorization: the corruption sweep, the memorized-example
 finder and the clean / mislabeled loss split."""
 
-import json
 
 import numpy as np
 import pytest
@@ -47,7 +46,6 @@ def test_sweep_records_one_value_per_level(small_digits):
         assert len(curve[key]) == 2, key
     assert curve.fraction_changed[0] == 0.0 and 0.3 < curve.fraction_changed[1] < 0.6
     assert curve.epochs == [2, 2]
-    json.dumps(curve.summary())  # the benchmark prints it
 
 
 def test_sweep_memorizes_random_labels_while_test_error_goes_to_chance(small_digits):

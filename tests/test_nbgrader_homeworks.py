@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from autograder.nbgrader_preprocessors import hidden_lines
+from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +114,7 @@ def _course(tmp_path, name):
     shutil.copytree(ROOT / "solutions" / name, course / "solutions" / name,
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     env = dict(os.environ, NOISYLABELS_SIZE="quick", OMP_NUM_THREADS="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env = tool_env(env)  # this interpreter's bin folder first on PATH
     env.pop("NOISYLABELS_GRADEBOOK", None)
     env.pop("NOISYLABELS_ROOT", None)
     return course, env

@@ -11,6 +11,7 @@ import pytest
 
 from autograder.release_stubs import ReleaseStubError, write_release_stubs
 from noisylabels import evil_twins as et
+from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
 HW02 = "hw02_evil_twins"
@@ -26,7 +27,7 @@ def _course(tmp_path, stub_spec):
     shutil.copytree(ROOT / "solutions" / HW02, course / "solutions" / HW02,
                     ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env = tool_env(env)  # this interpreter's bin folder first on PATH
     env.pop("NOISYLABELS_GRADEBOOK", None)
     return course, env
 
