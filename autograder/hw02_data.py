@@ -73,9 +73,9 @@ def default_final_dir(course_root=None) -> Path:
 
 def _public_pool():
     """The public offline MNIST digits (uint8) and labels the default pool starts from."""
-    from noisylabels.evil_twins import _all_offline_digits
+    from noisylabels.evil_twins import all_offline_digits
 
-    return _all_offline_digits()
+    return all_offline_digits()
 
 
 def perturb_pool(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -107,38 +107,41 @@ def main(argv=None):
     args = parser.parse_args(argv)
     say = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
     start = time.perf_counter()
-    digits = et._all_offline_digits()
+    digits = et.all_offline_digits()
     results = {}  # kind -> method -> (errors list, seconds list)
     helpers = rules.course_helpers(HW02_DIR)
     with tempfile.TemporaryDirectory(prefix="bench-evil-twins-") as tmp:
         for kind in args.kinds.split(","):
             results[kind] = {m: ([], []) for m in METHODS}
-            for f in range(args.files):
-                seed = SEED0 + 100 * et.TWIN_KINDS.index(kind) + f
-                s = et.make_evil_twin_set(size=args.size, n_twins=args.twins, kind=kind, seed=seed,
-                                          digits=digits)
-                data = write_idx_images(Path(tmp) / f"{kind}{f}_digits.gz", s.images, compress=True)
-                labels = write_idx_labels(Path(tmp) / f"{kind}{f}_labels.gz", s.labels, compress=True)
-                t = time.perf_counter()
+            for file_index in range(args.files):
+                seed = SEED0 + 100 * et.TWIN_KINDS.index(kind) + file_index
+                twin_set = et.make_evil_twin_set(size=args.size, n_twins=args.twins, kind=kind, seed=seed,
+                                                 digits=digits)
+                data = write_idx_images(Path(tmp) / f"{kind}{file_index}_digits.gz", twin_set.images,
+                                        compress=True)
+                labels = write_idx_labels(Path(tmp) / f"{kind}{file_index}_labels.gz", twin_set.labels,
+                                          compress=True)
+                started = time.perf_counter()
                 run = rules.run_submission(HW02_DIR / "hw02.py", data, labels, helpers=helpers,
-                                        n_digits=len(s.labels))
-                ref_seconds = time.perf_counter() - t
+                                           n_digits=len(twin_set.labels))
+                ref_seconds = time.perf_counter() - started
                 flagged = {"reference": run.flagged if run.status == "ok" else None}
                 seconds = {"reference": ref_seconds}
                 for name, peer in (("cleanlab", cleanlab_peer), ("subsets_2_3", subsets_peer)):
-                    t = time.perf_counter()
-                    flagged[name] = peer(s.images, s.labels, seed=seed) if name == "cleanlab" else \
-                        peer(s.images, s.labels, runs=args.subset_runs, seed=seed)
-                    seconds[name] = time.perf_counter() - t
+                    started = time.perf_counter()
+                    flagged[name] = peer(twin_set.images, twin_set.labels, seed=seed) if name == "cleanlab" else \
+                        peer(twin_set.images, twin_set.labels, runs=args.subset_runs, seed=seed)
+                    seconds[name] = time.perf_counter() - started
                 line = []
-                for m in METHODS:
-                    e = rules.count_errors(flagged[m], s.evil)[0] if flagged[m] is not None else len(s.evil) + 99
-                    results[kind][m][0].append(e)
-                    results[kind][m][1].append(seconds[m])
-                    line.append(f"{m} {e} errors {seconds[m]:.0f}s")
+                for method in METHODS:
+                    errors = (rules.count_errors(flagged[method], twin_set.evil)[0] if flagged[method] is not None
+                              else len(twin_set.evil) + 99)
+                    results[kind][method][0].append(errors)
+                    results[kind][method][1].append(seconds[method])
+                    line.append(f"{method} {errors} errors {seconds[method]:.0f}s")
                 if run.status != "ok":
                     line.append(f"(reference {run.status}: {run.reason})")
-                say(f"{kind} file {f} (seed {seed}): " + ", ".join(line))
+                say(f"{kind} file {file_index} (seed {seed}): " + ", ".join(line))
     report = {"kinds": {}, "overall": {}}
     for kind, per in results.items():
         report["kinds"][kind] = {m: summarize(*per[m]) for m in METHODS}

@@ -201,14 +201,14 @@ def assignment_drift(root=None) -> list[str]:
                 problems.append(f"assignments/{name} has no source in solutions/")
                 continue
             a, b = Path(tmp, name), committed / name
-            ta, tb = _tree(a), _tree(b)
-            for f in sorted(ta - tb):
-                problems.append(f"assignments/{name}/{f} is missing")
-            for f in sorted(tb - ta):
-                problems.append(f"assignments/{name}/{f} is not generated from solutions/")
-            for f in sorted(ta & tb):
-                if not filecmp.cmp(a / f, b / f, shallow=False):
-                    problems.append(f"assignments/{name}/{f} differs from the generated version")
+            generated, committed_files = _tree(a), _tree(b)
+            for path in sorted(generated - committed_files):
+                problems.append(f"assignments/{name}/{path} is missing")
+            for path in sorted(committed_files - generated):
+                problems.append(f"assignments/{name}/{path} is not generated from solutions/")
+            for path in sorted(generated & committed_files):
+                if not filecmp.cmp(a / path, b / path, shallow=False):
+                    problems.append(f"assignments/{name}/{path} differs from the generated version")
     return problems
 
 

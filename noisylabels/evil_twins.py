@@ -63,7 +63,9 @@ class EvilTwinSet:
     kinds: dict = field(default_factory=dict)
 
 
-def _all_offline_digits():
+def all_offline_digits():
+    """All 5,000 offline MNIST digits as uint8 images ``(n, 28, 28)`` and int64 labels: the pool
+    homework 2's sets are drawn from."""
     from .data import load_offline_mnist
 
     X_train, y_train, X_test, y_test = load_offline_mnist()
@@ -111,7 +113,7 @@ def make_evil_twin_set(size: int = 165, n_twins: int = 15, kind: str = "mixed", 
         absent = {"absent": n_twins // 3, "mixed": n_twins // 5}.get(kind, 0)
     if not 0 <= absent <= n_twins:
         raise ValueError(f"absent must be between 0 and n_twins ({n_twins}), got {absent}")
-    X_all, y_all = digits if digits is not None else _all_offline_digits()
+    X_all, y_all = digits if digits is not None else all_offline_digits()
     rng = np.random.default_rng(seed)
     styles = {"exact": ["exact"], "near": ["near"]}.get(kind, ["exact", "near"])
     kinds = [styles[i % len(styles)] for i in range(n_twins - absent)] + ["absent"] * absent
@@ -165,14 +167,14 @@ def write_evil_twin_files(out_dir, size: int = 165, n_twins: int = 15, kind: str
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    s = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, seed=seed)
-    data_path = write_idx_images(out / data_name, s.images, compress=True)
-    labels_path = write_idx_labels(out / labels_name, s.labels, compress=True)
+    twin_set = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, seed=seed)
+    data_path = write_idx_images(out / data_name, twin_set.images, compress=True)
+    labels_path = write_idx_labels(out / labels_name, twin_set.labels, compress=True)
     key_path = None
     if key_name:
         key_path = out / key_name
-        key_path.write_text(", ".join(map(str, s.evil)) + "\n")
-    return data_path, labels_path, key_path, s.evil
+        key_path.write_text(", ".join(map(str, twin_set.evil)) + "\n")
+    return data_path, labels_path, key_path, twin_set.evil
 
 
 #: The debugging files shipped with the homework: 165 digits, 15 exact evil twins, all
@@ -250,13 +252,13 @@ def main(argv=None):
     if args.command == "make-data":
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        s = make_evil_twin_set(size=args.size, n_twins=args.twins, kind=args.kind,
-                               absent=args.absent, seed=args.seed)
-        write_idx_images(out / DATA_NAME, s.images, compress=True)
-        write_idx_labels(out / LABELS_NAME, s.labels, compress=True)
-        (out / KEY_NAME).write_text(", ".join(map(str, s.evil)) + "\n")
-        print(f"wrote {out / DATA_NAME}, {out / LABELS_NAME} ({len(s.labels)} digits) and "
-              f"{out / KEY_NAME} ({len(s.evil)} evil twins)")
+        twin_set = make_evil_twin_set(size=args.size, n_twins=args.twins, kind=args.kind,
+                                      absent=args.absent, seed=args.seed)
+        write_idx_images(out / DATA_NAME, twin_set.images, compress=True)
+        write_idx_labels(out / LABELS_NAME, twin_set.labels, compress=True)
+        (out / KEY_NAME).write_text(", ".join(map(str, twin_set.evil)) + "\n")
+        print(f"wrote {out / DATA_NAME}, {out / LABELS_NAME} ({len(twin_set.labels)} digits) and "
+              f"{out / KEY_NAME} ({len(twin_set.evil)} evil twins)")
     else:
         evil = make_debugging_files(args.out_dir)
         print("evil twins:", ", ".join(map(str, evil)))

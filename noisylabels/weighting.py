@@ -194,9 +194,9 @@ def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
         else:
             d = ((members[:, None, :] - members[None, :, :]) ** 2).sum(-1)
             np.fill_diagonal(d, np.inf)
-            kk = min(k_neighbors, n_k - 1)
-            neighbours = np.argsort(d, axis=1)[:, :kk]
-            partner = neighbours[base, rng.integers(0, kk, need)]
+            num_neighbours = min(k_neighbors, n_k - 1)
+            neighbours = np.argsort(d, axis=1)[:, :num_neighbours]
+            partner = neighbours[base, rng.integers(0, num_neighbours, need)]
             u = rng.random((need, 1)).astype(np.float32)
             synthetic = members[base] + u * (members[partner] - members[base])
         new_X.append(synthetic.reshape((need,) + X.shape[1:]))

@@ -60,7 +60,7 @@ def test_parse_rejects_what_is_not_a_list_of_indices(text, reason):
 
 @pytest.fixture(scope="module")
 def digits():
-    return et._all_offline_digits()
+    return et.all_offline_digits()
 
 
 @pytest.mark.parametrize("kind", et.TWIN_KINDS)
