@@ -77,6 +77,7 @@ from .memorization import (
     ZHANG_LEVELS,
     CorruptionCurve,
     corruption_sweep,
+    make_model,
     mean_loss_by_group,
     memorized,
 )

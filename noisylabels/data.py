@@ -97,6 +97,7 @@ def load_small_digits(test_fraction: float = 0.25, seed: int = OFFLINE_MNIST_SEE
 
     Returns ``X_train, y_train, X_test, y_test`` with images of shape ``(n, 8, 8)``
     (``(n, 64)`` with ``flat=True``). A tiny set for tests and very quick runs.
+    Lesson 01 teaches it.
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -168,6 +169,7 @@ def read_idx(path) -> np.ndarray:
 
     Raises ``ValueError`` naming the file when the header is malformed or the data
     are shorter or longer than the header says.
+    Homework 2's files use it; lesson 01 introduces the format.
     """
     data = _open_bytes(path)
     if len(data) < 4:
@@ -200,7 +202,8 @@ def read_idx(path) -> np.ndarray:
 
 
 def write_idx(path, array, compress: bool | None = None) -> Path:
-    """Write ``array`` as an IDX file; gzipped when ``compress`` or when the name ends in ``.gz``."""
+    """Write ``array`` as an IDX file; gzipped when ``compress`` or when the name ends in ``.gz``.
+    Homework 2's files use it; lesson 01 introduces the format."""
     path = Path(path)
     arr = np.asarray(array)
     dtype = arr.dtype.newbyteorder("=")
@@ -222,7 +225,8 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
 
 
 def read_idx_images(path) -> np.ndarray:
-    """Read an IDX image file (magic 2051) as ``uint8`` of shape ``(n, rows, cols)``."""
+    """Read an IDX image file (magic 2051) as ``uint8`` of shape ``(n, rows, cols)``.
+    Homework 2's files use it; lesson 01 introduces the format."""
     arr = read_idx(path)
     if arr.dtype != np.uint8 or arr.ndim != 3:
         raise ValueError(
@@ -233,7 +237,8 @@ def read_idx_images(path) -> np.ndarray:
 
 
 def read_idx_labels(path) -> np.ndarray:
-    """Read an IDX label file (magic 2049) as ``uint8`` of shape ``(n,)``."""
+    """Read an IDX label file (magic 2049) as ``uint8`` of shape ``(n,)``.
+    Homework 2's files use it; lesson 01 introduces the format."""
     arr = read_idx(path)
     if arr.dtype != np.uint8 or arr.ndim != 1:
         raise ValueError(
@@ -260,6 +265,7 @@ def write_idx_images(path, images, compress: bool | None = None) -> Path:
     """Write images ``(n, rows, cols)`` as an IDX image file (magic 2051).
 
     Floats in ``[0, 1]`` are scaled to bytes; integers must lie in ``[0, 255]``.
+    Homework 2's files use it; lesson 01 introduces the format.
     """
     images = _as_uint8(path, images)
     if images.ndim != 3:
@@ -268,7 +274,8 @@ def write_idx_images(path, images, compress: bool | None = None) -> Path:
 
 
 def write_idx_labels(path, labels, compress: bool | None = None) -> Path:
-    """Write labels ``(n,)`` as an IDX label file (magic 2049)."""
+    """Write labels ``(n,)`` as an IDX label file (magic 2049).
+    Homework 2's files use it; lesson 01 introduces the format."""
     labels = _as_uint8(path, labels)
     if labels.ndim != 1:
         raise ValueError(f"{path}: labels must have shape (n,), got {labels.shape}")
@@ -279,7 +286,7 @@ def load_mnist_idx_dir(root):
     """Full MNIST from the four standard IDX files in ``root`` (gzipped or not).
 
     Returns ``X_train, y_train, X_test, y_test`` like :func:`load_offline_mnist`.
-    Raises ``FileNotFoundError`` saying which files are missing.
+    Raises ``FileNotFoundError`` saying which files are missing. Lesson 01 teaches it.
     """
     root = Path(root)
     names = {
@@ -349,7 +356,7 @@ def load_cifar10(root):
 
 
 def torchvision_available() -> bool:
-    """True when ``import torchvision`` works (it fails on CPU-only torch builds here)."""
+    """True when ``import torchvision`` works (it fails on CPU-only torch builds here). Lesson 01 teaches it."""
     try:
         import torchvision  # noqa: F401
     except Exception:  # ImportError, or RuntimeError from a CUDA-only build

@@ -91,7 +91,7 @@ def label_margins(logits, labels):
     logit (Pleiss et al. 2020). Negative when the network prefers another class.
 
     ``logits`` ``(n, C)`` and ``labels`` ``(n,)``, tensors or arrays; returns ``(n,)``
-    of the same kind.
+    of the same kind. Lesson 06 teaches it.
     """
     is_numpy = not torch.is_tensor(logits)
     logits_t = torch.as_tensor(np.asarray(logits)) if is_numpy else logits
@@ -109,7 +109,7 @@ class TrainingSignals:
 
     ``losses`` and ``margins`` have shape ``(num_epochs, n)``; ``train_acc`` (against the
     labels trained on) and ``test_acc`` (clean test labels, NaN without a test set) one
-    value an epoch.
+    value an epoch. Lesson 06 teaches it.
     """
 
     losses: np.ndarray
@@ -148,7 +148,7 @@ def record_training_signals(X, y, X_test=None, y_test=None, *, hidden=(256,), nu
 
 
 def final_loss_scores(losses) -> np.ndarray:
-    """Suspicion from the loss after the last epoch (``losses``: ``(epochs, n)``)."""
+    """Suspicion from the loss after the last epoch (``losses``: ``(epochs, n)``). Lesson 06 teaches it."""
     return np.asarray(losses)[-1]
 
 
@@ -160,13 +160,13 @@ def early_loss_scores(losses, num_epochs: int = 3) -> np.ndarray:
 
 def loss_trajectory_scores(losses) -> np.ndarray:
     """Suspicion from the whole loss trajectory: the area under each example's loss curve
-    (its mean over epochs)."""
+    (its mean over epochs). Lesson 06 teaches it."""
     return np.asarray(losses).mean(0)
 
 
 def aum_scores(margins) -> np.ndarray:
     """Suspicion from the area under the margin: minus each example's margin averaged over
-    epochs (Pleiss et al. 2020; mislabeled examples have low, often negative, AUM)."""
+    epochs (Pleiss et al. 2020; mislabeled examples have low, often negative, AUM). Lesson 06 teaches it."""
     return -np.asarray(margins).mean(0)
 
 
@@ -207,7 +207,7 @@ class SubsetVotes:
     ``votes``: runs in which the example was held out and predicted as another class than
     its label; ``held_out``: runs in which it was held out; ``pred_probs``: its mean held-out
     predicted probabilities (an ensemble's out-of-sample prediction); ``label_confidence``:
-    that ensemble's probability of the given label.
+    that ensemble's probability of the given label. Lesson 06 teaches it.
     """
 
     votes: np.ndarray
@@ -267,14 +267,16 @@ def subset_votes(X, y, *, num_runs: int = 12, train_fraction: float = 2 / 3, see
 
 
 def self_confidence(pred_probs, labels) -> np.ndarray:
-    """``pred_probs[i, labels[i]]``: the predicted probability of each example's given label."""
+    """``pred_probs[i, labels[i]]``: the predicted probability of each example's given label.
+    Lesson 06 teaches it."""
     pred_probs = np.asarray(pred_probs)
     return pred_probs[np.arange(len(pred_probs)), np.asarray(labels)]
 
 
 def per_class_thresholds(pred_probs, labels) -> np.ndarray:
     """Confident learning's thresholds ``t[k]``: the mean ``pred_probs[:, k]`` over the examples
-    labeled ``k``. Shape ``(num_classes,)``; a class without examples gets 2 (never reached)."""
+    labeled ``k``. Shape ``(num_classes,)``; a class without examples gets 2 (never reached).
+    Lesson 06 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     t = np.array([pred_probs[labels == k, k].mean() if np.any(labels == k) else 2.0
                   for k in range(pred_probs.shape[1])])
@@ -292,7 +294,8 @@ def _confident_guess(pred_probs, thresholds):
 
 def confident_joint(pred_probs, labels, thresholds=None) -> np.ndarray:
     """The (uncalibrated) confident joint ``C[i, j]``: examples labeled ``i`` whose guessed true
-    class is ``j`` (shape ``(C, C)``; the diagonal is clipped to at least 1, as in cleanlab)."""
+    class is ``j`` (shape ``(C, C)``; the diagonal is clipped to at least 1, as in cleanlab).
+    Lesson 06 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     if thresholds is None:
         thresholds = per_class_thresholds(pred_probs, labels)
@@ -308,7 +311,7 @@ def confident_learning_issues(pred_probs, labels, thresholds=None) -> np.ndarray
     """Boolean mask of the examples off the diagonal of the confident joint: their guessed
     true class differs from the given label, and the given label is not the argmax.
     The same set as ``cleanlab.filter.find_label_issues(labels, pred_probs,
-    filter_by="confident_learning")``."""
+    filter_by="confident_learning")``. Lesson 06 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     if thresholds is None:
         thresholds = per_class_thresholds(pred_probs, labels)
@@ -319,7 +322,7 @@ def confident_learning_issues(pred_probs, labels, thresholds=None) -> np.ndarray
 
 
 def rank_by_self_confidence(issues_mask, pred_probs, labels) -> np.ndarray:
-    """Indices of the flagged examples, least self-confident (most suspicious) first."""
+    """Indices of the flagged examples, least self-confident (most suspicious) first. Lesson 06 teaches it."""
     idx = np.flatnonzero(issues_mask)
     return idx[np.argsort(self_confidence(pred_probs, labels)[idx], kind="stable")]
 
@@ -329,7 +332,7 @@ def rank_by_self_confidence(issues_mask, pred_probs, labels) -> np.ndarray:
 
 def precision_recall_at_k(scores, is_mislabeled, k: int | None = None):
     """Precision and recall of flagging the ``k`` highest scores (``k`` defaults to the true
-    number of mislabeled examples, where precision equals recall)."""
+    number of mislabeled examples, where precision equals recall). Lesson 06 teaches it."""
     is_mislabeled = np.asarray(is_mislabeled, dtype=bool)
     k = int(is_mislabeled.sum()) if k is None else int(k)
     top = np.argsort(-np.asarray(scores), kind="stable")[:k]
@@ -338,7 +341,7 @@ def precision_recall_at_k(scores, is_mislabeled, k: int | None = None):
 
 
 def precision_recall_curve_points(scores, is_mislabeled):
-    """``(precision, recall)`` arrays for flagging the top 1, 2, ..., n examples by score."""
+    """``(precision, recall)`` arrays for flagging the top 1, 2, ..., n examples by score. Lesson 06 teaches it."""
     is_mislabeled = np.asarray(is_mislabeled, dtype=bool)
     order = np.argsort(-np.asarray(scores), kind="stable")
     hits = np.cumsum(is_mislabeled[order])
@@ -348,7 +351,7 @@ def precision_recall_curve_points(scores, is_mislabeled):
 
 def ranking_report(scores, is_mislabeled) -> dict:
     """Precision and recall at the true count, and the AUROC of ``scores`` (0.5 = random
-    ranking, 1.0 = every mislabeled example above every clean one)."""
+    ranking, 1.0 = every mislabeled example above every clean one). Lesson 06 teaches it."""
     from sklearn.metrics import roc_auc_score
 
     precision, recall = precision_recall_at_k(scores, is_mislabeled)
@@ -358,7 +361,7 @@ def ranking_report(scores, is_mislabeled) -> dict:
 
 def retrain_test_accuracy(X, y, X_test, y_test, keep=None, *, seed: int = 0, **train_kwargs) -> float:
     """Test accuracy of :func:`train_classifier` trained on the examples in ``keep`` (a boolean
-    mask; all of them by default): how much cleaning the labels is worth."""
+    mask; all of them by default): how much cleaning the labels is worth. Lesson 06 teaches it."""
     keep = np.ones(len(y), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     model = train_classifier(X[keep], np.asarray(y)[keep], seed=seed, **train_kwargs)
     return float((predict_proba(model, X_test).argmax(1) == np.asarray(y_test)).mean())
@@ -370,7 +373,7 @@ def retrain_test_accuracy(X, y, X_test, y_test, keep=None, *, seed: int = 0, **t
 @dataclass
 class EvilTwinFile:
     """A planted evil-twin problem: ``images``, ``labels``, the mask ``is_evil_twin`` and, for
-    each evil twin, the index of its good twin (``-1`` when the good twin is absent)."""
+    each evil twin, the index of its good twin (``-1`` when the good twin is absent). Lesson 06 teaches it."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -431,7 +434,7 @@ def plant_evil_twins(X, y, *, size: int = 400, n_twins: int = 30, absent: int = 
 
 def exact_duplicate_groups(images) -> list:
     """Groups (lists of indices, each of length 2 or more) of byte-for-byte identical images,
-    found by hashing: linear time, but blind to a one-pixel shift or a little noise."""
+    found by hashing: linear time, but blind to a one-pixel shift or a little noise. Lesson 06 teaches it."""
     groups: dict = {}
     for i, img in enumerate(np.asarray(images)):
         groups.setdefault(hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest(), []).append(i)
@@ -441,7 +444,7 @@ def exact_duplicate_groups(images) -> list:
 def shift_tolerant_distances(images, max_shift: int = 1) -> np.ndarray:
     """``D[i, j]``: the smallest Euclidean distance between image ``i`` moved by up to
     ``max_shift`` pixels in each direction and image ``j``; symmetric, ``inf`` on the diagonal.
-    ``(n, H, W)`` in, ``(n, n)`` out; one matrix product a shift."""
+    ``(n, H, W)`` in, ``(n, n)`` out; one matrix product a shift. Lesson 06 teaches it."""
     images = np.asarray(images, dtype=np.float64)
     flat = images.reshape(len(images), -1)
     sq = (flat ** 2).sum(1)
@@ -457,7 +460,7 @@ def shift_tolerant_distances(images, max_shift: int = 1) -> np.ndarray:
 
 
 def duplicate_pairs(distances, threshold: float) -> list:
-    """Pairs ``(i, j)``, ``i < j``, closer than ``threshold``."""
+    """Pairs ``(i, j)``, ``i < j``, closer than ``threshold``. Lesson 06 teaches it."""
     i, j = np.nonzero(np.triu(np.asarray(distances) < threshold, 1))
     return list(zip(i.tolist(), j.tolist()))
 
@@ -465,7 +468,7 @@ def duplicate_pairs(distances, threshold: float) -> list:
 def judge_twin_pairs(pairs, labels, pred_probs) -> list:
     """For each duplicate pair whose labels disagree, the index of the twin whose given label
     the out-of-sample ``pred_probs`` find less likely: the one judged to be the evil twin.
-    Pairs that agree are left alone."""
+    Pairs that agree are left alone. Lesson 06 teaches it."""
     labels = np.asarray(labels)
     conf = self_confidence(pred_probs, labels)
     flagged = []

@@ -47,7 +47,7 @@ class ModularArithmetic:
 
     Example ``i`` is ``(tokens, c)`` with ``tokens = [a, op, b, eq]`` (int64, length 4):
     numbers are tokens ``0 .. p-1``, the operation token is ``p`` and ``=`` is ``p + 1``,
-    so the vocabulary has ``p + 2`` tokens and there are ``p`` classes.
+    so the vocabulary has ``p + 2`` tokens and there are ``p`` classes. Lesson 02 teaches it.
     """
 
     def __init__(self, p: int = 97, operation: str = "+"):
@@ -93,6 +93,7 @@ class GrokkingData:
     ``X_train`` / ``y_noisy`` are what the model trains on (``y_true`` the correct
     answers, ``is_mislabeled`` where they differ); ``X_val`` / ``y_val`` are clean.
     ``train`` is the :class:`~noisylabels.MislabeledDataset` that served the labels.
+    Lesson 02 teaches it.
     """
 
     X_train: torch.Tensor
@@ -186,6 +187,7 @@ class _Block(nn.Module):
 class GrokkingTransformer(nn.Module):
     """Decoder-only transformer of the grokking replication: reads ``[a, op, b, =]``
     and predicts ``c`` from the last position. Defaults: 2 layers, width 128, 4 heads.
+    Lesson 02 teaches it.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, width: int = 128, heads: int = 4,
@@ -218,7 +220,7 @@ def attention_entropy(model: GrokkingTransformer) -> float:
 
     Averaged over layers, heads, query positions and examples. The first query
     position can only attend to itself (entropy 0) under the causal mask; it counts too,
-    as in the seed's logs. Low entropy: each head looks at few tokens.
+    as in the seed's logs. Low entropy: each head looks at few tokens. Lesson 02 teaches it.
     """
     values = []
     for attn in model.attention_maps():
@@ -228,7 +230,8 @@ def attention_entropy(model: GrokkingTransformer) -> float:
 
 
 def parameter_norm(model: nn.Module) -> float:
-    """The L2 norm of all parameters together (weight decay shrinks it; it falls as the model groks)."""
+    """The L2 norm of all parameters together (weight decay shrinks it; it falls as the model groks).
+    Lesson 02 teaches it."""
     return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters())))
 
 

@@ -62,7 +62,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- reductions
 def reduce_losses(losses: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Reduce per-example ``losses`` with ``"mean"``, ``"sum"`` or ``"none"``."""
+    """Reduce per-example ``losses`` with ``"mean"``, ``"sum"`` or ``"none"``. Lesson 03 teaches it."""
     if reduction == "mean":
         return losses.mean()
     if reduction == "sum":
@@ -82,7 +82,8 @@ def _check(logits, y):
 
 # ----------------------------------------------------------------------------- label smoothing
 def smoothed_targets(y: torch.Tensor, num_classes: int, eps: float = 0.1) -> torch.Tensor:
-    """Label-smoothed targets ``(1 - eps) * onehot(y) + eps / num_classes``, shape ``(n, C)``."""
+    """Label-smoothed targets ``(1 - eps) * onehot(y) + eps / num_classes``, shape ``(n, C)``.
+    Lesson 03 teaches it."""
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"eps must lie in [0, 1], got {eps}")
     onehot = F.one_hot(y.long(), num_classes).float()
@@ -90,7 +91,7 @@ def smoothed_targets(y: torch.Tensor, num_classes: int, eps: float = 0.1) -> tor
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
-    """Cross-entropy ``-sum_k t_k log softmax(logits)_k`` against soft targets ``(n, C)``."""
+    """Cross-entropy ``-sum_k t_k log softmax(logits)_k`` against soft targets ``(n, C)``. Lesson 03 teaches it."""
     losses = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
     return reduce_losses(losses, reduction)
 
@@ -100,6 +101,7 @@ def label_smoothing_cross_entropy(logits, y, eps: float = 0.1, reduction: str = 
 
     Equals ``(1 - eps) CE(logits, y) + eps * mean_k(-log p_k)``, which is how fastai's
     ``LabelSmoothingCrossEntropy(eps)`` computes it.
+    Lesson 03 teaches it.
     """
     y = _check(logits, y)
     return soft_cross_entropy(logits, smoothed_targets(y, logits.shape[1], eps), reduction)
@@ -112,6 +114,7 @@ def generalized_cross_entropy(logits, y, q: float = 0.7, reduction: str = "mean"
     Its gradient is the cross-entropy's times ``p_y^q``: examples the model finds
     unlikely (often the mislabelled ones) pull less. ``q -> 0`` gives cross-entropy,
     ``q = 1`` the mean absolute error ``1 - p_y``.
+    Lesson 03 teaches it.
     """
     y = _check(logits, y)
     if not 0.0 < q <= 1.0:
@@ -125,6 +128,7 @@ def reverse_cross_entropy(logits, y, log_zero: float = -4.0, reduction: str = "m
     """Reverse cross-entropy ``-sum_k p_k log onehot_k`` with ``log 0`` clipped to ``log_zero``.
 
     With ``A = log_zero`` this is ``-A (1 - p_y)``: a scaled mean absolute error.
+    Lesson 03 teaches it.
     """
     y = _check(logits, y)
     p_y = F.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
@@ -133,7 +137,8 @@ def reverse_cross_entropy(logits, y, log_zero: float = -4.0, reduction: str = "m
 
 def symmetric_cross_entropy(logits, y, alpha: float = 0.1, beta: float = 1.0, log_zero: float = -4.0,
                             reduction: str = "mean"):
-    """Symmetric cross entropy ``alpha CE + beta RCE`` (Wang et al. 2019; their MNIST setting)."""
+    """Symmetric cross entropy ``alpha CE + beta RCE`` (Wang et al. 2019; their MNIST setting).
+    Lesson 03 teaches it."""
     y = _check(logits, y)
     ce = F.cross_entropy(logits, y, reduction="none")
     rce = reverse_cross_entropy(logits, y, log_zero, reduction="none")
@@ -145,7 +150,7 @@ def bootstrap_soft_loss(logits, y, beta: float = 0.95, reduction: str = "mean"):
 
     ``p`` is the model's own softmax and gradients flow through it, as in the paper:
     the loss is ``beta CE + (1 - beta) H(p)``, an entropy term that rewards confident
-    predictions whatever the label says.
+    predictions whatever the label says. Lesson 03 teaches it.
     """
     y = _check(logits, y)
     log_p = F.log_softmax(logits, dim=1)
@@ -157,6 +162,7 @@ def bootstrap_hard_loss(logits, y, beta: float = 0.8, reduction: str = "mean"):
     """Hard bootstrapping (Reed et al. 2015): target ``beta onehot(y) + (1 - beta) onehot(argmax p)``.
 
     The loss is ``beta CE(y) + (1 - beta) CE(argmax p)``; the argmax carries no gradient.
+    Lesson 03 teaches it.
     """
     y = _check(logits, y)
     log_p = F.log_softmax(logits, dim=1)
@@ -186,14 +192,14 @@ def coteaching_forget_rate(epoch: int, noise_rate: float, num_gradual: int = 10,
     Ramps from 0 (before epoch 1) to ``noise_rate`` at epoch ``num_gradual``:
     ``R(T) = noise_rate * min((T / num_gradual) ** exponent, 1)``, where ``T`` counts the
     epochs already finished (``epoch - 1``) as in the authors' code, so the first epoch
-    keeps every example.
+    keeps every example. Lesson 03 teaches it.
     """
     finished = max(0, epoch - 1)
     return float(noise_rate * min((finished / max(num_gradual, 1)) ** exponent, 1.0))
 
 
 def small_loss_mask(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
-    """Boolean mask of the ``keep_fraction`` smallest ``losses`` (at least one)."""
+    """Boolean mask of the ``keep_fraction`` smallest ``losses`` (at least one). Lesson 03 teaches it."""
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
     losses = losses.reshape(-1)
@@ -352,6 +358,7 @@ def reliability_diagram_data(pred_probs, y, num_bins: int = 15):
     ``num_bins`` equal-width intervals of ``[0, 1]``. Returns a dict of arrays
     ``bin_edges`` (``num_bins + 1``), ``confidence``, ``accuracy`` (NaN in empty bins) and
     ``counts``. A calibrated model has accuracy equal to confidence in every bin.
+    Lesson 03 teaches it.
     """
     pred_probs = np.asarray(pred_probs, dtype=np.float64)
     y = np.asarray(y).reshape(-1)
@@ -370,7 +377,8 @@ def reliability_diagram_data(pred_probs, y, num_bins: int = 15):
 
 
 def expected_calibration_error(pred_probs, y, num_bins: int = 15) -> float:
-    """Expected calibration error: ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins."""
+    """Expected calibration error: ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins.
+    Lesson 03 teaches it."""
     data = reliability_diagram_data(pred_probs, y, num_bins)
     counts = data["counts"]
     filled = counts > 0

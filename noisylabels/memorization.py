@@ -47,7 +47,7 @@ ZHANG_SETTINGS = {
 
 def make_model(name: str, in_shape=(1, 28, 28), num_classes: int = 10):
     """A fresh model by name: ``"mlp"`` (MLP 1x512), ``"cnn"`` (LeNet) or ``"inception"``
-    (Zhang et al.'s small Inception at quarter width)."""
+    (Zhang et al.'s small Inception at quarter width). Lesson 01 teaches it."""
     in_channels = in_shape[0]
     if name == "mlp":
         return MLP(int(np.prod(in_shape)), (512,), num_classes)
@@ -118,7 +118,8 @@ def corruption_sweep(
 
 
 def memorized(pred_probs, y_noisy, is_mislabeled):
-    """Indices of mislabeled examples whose predicted class is the *wrong* label they were given."""
+    """Indices of mislabeled examples whose predicted class is the *wrong* label they were given.
+    Lesson 01 teaches it."""
     pred = np.asarray(pred_probs).argmax(1)
     return np.flatnonzero(np.asarray(is_mislabeled) & (pred == np.asarray(y_noisy)))
 

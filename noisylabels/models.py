@@ -17,7 +17,7 @@ __all__ = ["MLP", "LeNet", "SmallInception", "count_parameters"]
 class MLP(nn.Sequential):
     """Fully connected ReLU network; ``hidden=(512,)`` is Zhang et al.'s MLP 1x512.
 
-    Takes images of any shape (they are flattened) or flat vectors.
+    Takes images of any shape (they are flattened) or flat vectors. Lesson 01 teaches it.
     """
 
     def __init__(self, in_features: int = 784, hidden=(512,), num_classes: int = 10):
@@ -34,7 +34,7 @@ class LeNet(nn.Module):
     """LeNet-style CNN: two 5x5 conv + max-pool blocks, then two hidden dense layers.
 
     Works on ``(n, in_channels, H, W)`` images of any size of at least 12x12 (MNIST 28x28,
-    CIFAR 32x32): an adaptive pool fixes the size before the dense layers.
+    CIFAR 32x32): an adaptive pool fixes the size before the dense layers. Lesson 01 teaches it.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 1):
@@ -118,5 +118,5 @@ class SmallInception(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters. Lesson 01 teaches it."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

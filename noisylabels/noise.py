@@ -93,7 +93,7 @@ def noise_transition_matrix(y_true, y_noisy, num_classes: int, normalize: bool =
 
 def expected_transition_matrix(noise_rate: float, num_classes: int, kind: str = "uniform",
                                background_class: int = 0):
-    """The transition matrix that :func:`corrupt_labels` has in expectation."""
+    """The transition matrix that :func:`corrupt_labels` has in expectation. Lesson 01 teaches it."""
     C = num_classes
     T = np.eye(C) * (1.0 - noise_rate)
     if kind == "uniform":

@@ -20,7 +20,8 @@ def _axes(ax, figsize=(5, 3.5)):
 
 
 def plot_history(history, keys=("train_acc", "test_acc"), ax=None, label=None, title=None):
-    """Plot per-epoch records of a :class:`~noisylabels.training.History` against the epoch."""
+    """Plot per-epoch records of a :class:`~noisylabels.training.History` against the epoch.
+    Lesson 01 introduces it."""
     ax = _axes(ax)
     for key in keys:
         name = f"{label} {key}" if label else key
@@ -34,7 +35,8 @@ def plot_history(history, keys=("train_acc", "test_acc"), ax=None, label=None, t
 
 
 def plot_corruption_curve(levels, curves: dict, ax=None, ylabel="error", title=None, chance=None):
-    """Plot several curves (name -> values) against the corruption level, as Zhang et al.'s Fig. 1c."""
+    """Plot several curves (name -> values) against the corruption level, as Zhang et al.'s Fig. 1c.
+    Lesson 01 introduces it."""
     ax = _axes(ax)
     markers = "osd^v<>"
     for i, (name, values) in enumerate(curves.items()):
@@ -52,7 +54,7 @@ def plot_corruption_curve(levels, curves: dict, ax=None, ylabel="error", title=N
 
 
 def plot_transition_matrix(T, ax=None, title=None, annotate=True):
-    """Show a noise transition matrix ``T[true, noisy]`` as an image."""
+    """Show a noise transition matrix ``T[true, noisy]`` as an image. Lesson 01 introduces it."""
     ax = _axes(ax, figsize=(4, 4))
     T = np.asarray(T)
     im = ax.imshow(T, vmin=0, vmax=1, cmap="Blues")
@@ -73,7 +75,8 @@ def plot_transition_matrix(T, ax=None, title=None, annotate=True):
 
 
 def show_images(images, titles=None, ncols=10, size=1.2, cmap="gray_r", suptitle=None):
-    """A gallery of images (``(n, H, W)``, ``(n, 1, H, W)`` or ``(n, 3, H, W)``) with titles."""
+    """A gallery of images (``(n, H, W)``, ``(n, 1, H, W)`` or ``(n, 3, H, W)``) with titles.
+    Lessons 01, 04 and 06 use it."""
     import matplotlib.pyplot as plt
 
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)

@@ -73,7 +73,7 @@ def look_ahead(params: dict, grads: dict, lr: float) -> dict:
     """One plain gradient-descent step: ``{name: params[name] - lr * grads[name]}``.
 
     ``params`` and ``grads`` map the same names to tensors of the same shapes; the
-    result keeps the autograd link to ``grads`` (step 2 of Algorithm 1).
+    result keeps the autograd link to ``grads`` (step 2 of Algorithm 1). Lesson 05 teaches it.
     """
     if params.keys() != grads.keys():
         raise ValueError(f"params and grads name different tensors: {sorted(params)} vs {sorted(grads)}")
@@ -89,7 +89,7 @@ def validation_gradient(model: nn.Module, X, y, X_val, y_val, lr: float) -> torc
     at ``theta'`` (``torch.func.functional_call``), differentiated with respect to ``eps``
     (``torch.func.grad`` of the whole). The model's buffers are copied first, so
     batch-norm statistics are not moved. A negative entry means that up-weighting that
-    example would lower the validation loss.
+    example would lower the validation loss. Lesson 05 teaches it.
     """
     params, buffers = _params_and_buffers(model)
 
@@ -109,7 +109,7 @@ def rectify_and_normalize(u: torch.Tensor) -> torch.Tensor:
     """``max(u, 0)`` divided by its sum; an all-zero (or all-negative) ``u`` gives all zeros.
 
     ``u`` has shape ``(n,)``; so has the result, which sums to 1 unless it is all zero
-    (step 4 of Algorithm 1, with ``u = -dL_val/d eps``).
+    (step 4 of Algorithm 1, with ``u = -dL_val/d eps``). Lesson 05 teaches it.
     """
     w = torch.clamp(u, min=0)
     total = w.sum()
@@ -117,7 +117,8 @@ def rectify_and_normalize(u: torch.Tensor) -> torch.Tensor:
 
 
 def example_weights(model: nn.Module, X, y, X_val, y_val, lr: float) -> torch.Tensor:
-    """The learned weights of one training batch ``(X, y)``, shape ``(n,)``: steps 1-4 of Algorithm 1."""
+    """The learned weights of one training batch ``(X, y)``, shape ``(n,)``: steps 1-4 of Algorithm 1.
+    Lesson 05 teaches it."""
     return rectify_and_normalize(-validation_gradient(model, X, y, X_val, y_val, lr))
 
 
@@ -154,6 +155,7 @@ def reweighted_step(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, X_
     computes the same numbers by the chain rule with one forward-mode pass that the
     real step reuses, about half the cost on a CPU (``tests/test_reweight.py`` checks
     that the two agree). Returns ``(weights, per_example_losses, logits)``, detached.
+    Lesson 05 teaches it.
     """
     if lr is None:
         lr = optimizer.param_groups[0]["lr"]
@@ -224,6 +226,7 @@ def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, 
     (``"flip"``: every chosen label becomes another class). Returns
     ``(X, y_noisy), (X_val, y_val), (X_test, y_test), y_true, is_mislabeled`` (tensors;
     ``y_true`` and ``is_mislabeled`` as numpy arrays).
+    Lesson 05 uses it.
     """
     from .data import load_offline_mnist, to_tensors
     from .noise import corrupt_labels

@@ -47,7 +47,7 @@ def run_size(default: str = "default") -> str:
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run repeats."""
+    """Seed Python, NumPy and PyTorch (CPU and CUDA) so that a run repeats. Lesson 01 teaches it."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -73,7 +73,7 @@ def start_notebook(seed: int = 0, num_threads: int | None = None, size: str | No
 
 
 def get_device(device=None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
+    """``device`` if given, else CUDA when available, else the CPU. Lesson 01 teaches it."""
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -84,6 +84,7 @@ def as_tensors(data, device=None):
 
     ``data`` is a pair of arrays / tensors, or a map-style dataset of ``(x, y)``
     (read once, in order), for example a :class:`~noisylabels.MislabeledDataset`.
+    Lesson 01 teaches it.
     """
     if isinstance(data, (tuple, list)) and len(data) == 2:
         X, y = data
@@ -121,7 +122,7 @@ def _logits(model, X, batch_size):
 
 @torch.no_grad()
 def evaluate(model, data, batch_size: int = 1000, device=None):
-    """Mean cross-entropy and accuracy of ``model`` on ``data`` (``(X, y)`` or a dataset)."""
+    """Mean cross-entropy and accuracy of ``model`` on ``data`` (``(X, y)`` or a dataset). Lesson 01 teaches it."""
     X, y = as_tensors(data, device or next(model.parameters()).device)
     logits = _logits(model, X, batch_size)
     return F.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
@@ -129,7 +130,7 @@ def evaluate(model, data, batch_size: int = 1000, device=None):
 
 @torch.no_grad()
 def predict_proba(model, X, batch_size: int = 1000):
-    """Softmax probabilities of ``model`` on ``X`` as a numpy array ``(n, num_classes)``."""
+    """Softmax probabilities of ``model`` on ``X`` as a numpy array ``(n, num_classes)``. Lesson 01 teaches it."""
     dev = next(model.parameters()).device
     X = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X).float().to(dev)
     return torch.softmax(_logits(model, X, batch_size), 1).cpu().numpy()
@@ -137,7 +138,7 @@ def predict_proba(model, X, batch_size: int = 1000):
 
 @torch.no_grad()
 def per_example_losses(model, data, batch_size: int = 1000):
-    """Cross-entropy of every example of ``data`` under ``model``, as a numpy array."""
+    """Cross-entropy of every example of ``data`` under ``model``, as a numpy array. Lesson 01 teaches it."""
     X, y = as_tensors(data, next(model.parameters()).device)
     return F.cross_entropy(_logits(model, X, batch_size), y, reduction="none").cpu().numpy()
 

@@ -140,7 +140,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
     """Indices that keep, of every class present, as many examples as the rarest class has.
 
     Drawn without replacement, returned shuffled. Balances the classes by throwing
-    majority examples away.
+    majority examples away. Lesson 04 teaches it.
     """
     y = label_array(y)
     rng = np.random.default_rng(seed)
@@ -152,7 +152,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
 
 def oversample_indices(y, seed=None) -> np.ndarray:
     """Indices that keep every example and repeat random ones of the smaller classes until
-    every class present has as many as the largest; returned shuffled."""
+    every class present has as many as the largest; returned shuffled. Lesson 04 teaches it."""
     y = label_array(y)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
@@ -172,7 +172,7 @@ def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
     class and ``x_nn`` one of its ``k_neighbors`` nearest neighbours in the class
     (Euclidean distance on the flattened inputs). A class with a single example is
     repeated. Returns ``X_new, y_new`` (numpy; originals first, then the synthetic
-    examples) with ``X``'s shape per example.
+    examples) with ``X``'s shape per example. Lesson 04 teaches it.
     """
     X = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X, dtype=np.float32)
     y = label_array(y)
@@ -222,7 +222,8 @@ def class_weights_from_frequencies(y, num_classes: int | None = None, power: flo
 
 
 def example_weights_from_classes(y, class_weights) -> np.ndarray:
-    """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``)."""
+    """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``).
+    Lesson 04 teaches it."""
     w = class_weights.detach().cpu().numpy() if torch.is_tensor(class_weights) else np.asarray(class_weights)
     return w.astype(np.float32)[label_array(y)]
 
@@ -242,7 +243,7 @@ def loss_based_weights(losses: torch.Tensor, rule: str = "uniform", gamma: float
       rare class, and hurts when the high-loss examples are mislabelled;
     - ``"downweight_high_loss"``: ``p ** gamma``: trust what the model already agrees
       with, as self-paced learning and small-loss selection do. Resists wrong labels,
-      and ignores a rare class.
+      and ignores a rare class. Lesson 04 teaches it.
     """
     if rule not in LOSS_WEIGHTING_RULES:
         raise ValueError(f"rule must be one of {LOSS_WEIGHTING_RULES}, got {rule!r}")
@@ -262,7 +263,7 @@ class LossWeightedCrossEntropy(nn.Module):
     ``sum_i w_i l_i / sum_i w_i``. During the first ``warmup_epochs`` epochs the rule is
     ``"uniform"`` (a model that has learned nothing yet cannot tell which losses to
     trust; down-weighting from the first step can collapse onto one class).
-    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch.
+    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch. Lesson 04 teaches it.
     """
 
     def __init__(self, rule: str = "uniform", gamma: float = 2.0, class_weights=None, warmup_epochs: int = 0):
@@ -308,7 +309,7 @@ class NoiseAdaptationLayer(nn.Module):
     the diagonal and the rest spread evenly. With ``trainable=False`` it stays fixed:
     that is forward loss correction (Patrini et al. 2017). A learnable ``T`` and a
     flexible classifier can explain the same noisy labels in more than one way, so the
-    layer helps most when ``T`` starts from a reasonable estimate.
+    layer helps most when ``T`` starts from a reasonable estimate. Lesson 04 teaches it.
     """
 
     def __init__(self, base: nn.Module, num_classes: int, init_diagonal: float = 0.9,
@@ -349,6 +350,7 @@ def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
     """Error rate of each class (``nan`` for classes absent from ``y``).
 
     ``pred`` holds predicted labels ``(n,)`` or probabilities / logits ``(n, C)``.
+    Lesson 04 teaches it.
     """
     pred = pred.detach().cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
     if pred.ndim == 2:
@@ -364,5 +366,6 @@ def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
 
 
 def balanced_error(pred, y, num_classes: int | None = None) -> float:
-    """Mean of the per-class error rates: the error on a test set with balanced classes."""
+    """Mean of the per-class error rates: the error on a test set with balanced classes.
+    Lesson 04 teaches it; lesson 05 reports it."""
     return float(np.nanmean(class_error_rates(pred, y, num_classes)))
