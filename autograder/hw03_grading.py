@@ -16,9 +16,24 @@ import torch.nn.functional as F
 
 import noisylabels as nl
 
+from .grading_edition import withhold
 from .outside_kernel import CheckFailed, as_tensor, check_values, full_marks, register, require
 
 HW = "hw03_robust_losses"
+
+#: What the students write themselves: withheld from the library while the notebook is graded
+#: (autograder/grading_edition.py), with the module forms and the helpers that make each a
+#: one-liner (``smoothed_targets`` + ``soft_cross_entropy``, ``small_loss_mask``). The
+#: experiment's ``nl.corrupt_labels``, ``nl.MLP`` and ``nl.fit`` use none of them.
+BLOCKED = withhold(HW, "homework 3", {
+    "noisylabels.losses": (
+        "smoothed_targets", "soft_cross_entropy", "label_smoothing_cross_entropy", "generalized_cross_entropy",
+        "bootstrap_soft_loss", "bootstrap_hard_loss", "trimmed_mean", "small_loss_mask",
+        "LabelSmoothingCE", "GeneralizedCrossEntropy", "BootstrappingLoss",
+        "TrimmedMeanLoss", "SmallLossSelection",
+    ),
+    "noisylabels.weighting": ("class_weights_from_frequencies",),
+})
 
 
 def _inputs():

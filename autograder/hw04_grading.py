@@ -20,9 +20,21 @@ from torch import nn
 
 import noisylabels as nl
 
+from .grading_edition import withhold
 from .outside_kernel import as_tensor, check_values, full_marks, register, require
 
 HW = "hw04_reweighting"
+
+#: What the students write themselves: all of Algorithm 1 in ``noisylabels.reweight``,
+#: withheld while the notebook is graded (autograder/grading_edition.py), the forward-mode
+#: helper included (it computes the same gradient). ``nl.imbalanced_pair``, ``nl.LeNet``,
+#: ``nl.predict_proba`` and ``nl.balanced_error``, which the run uses, call none of them.
+BLOCKED = withhold(HW, "homework 4", {
+    "noisylabels.reweight": (
+        "look_ahead", "validation_gradient", "rectify_and_normalize", "example_weights",
+        "_forward_mode_step_parts", "reweighted_step", "fit_reweighted",
+    ),
+})
 
 
 def tiny_problem(seed=0, n=8, n_val=5, num_classes=3):

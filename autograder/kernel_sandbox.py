@@ -15,7 +15,10 @@ isolation as :mod:`autograder.sandbox`:
   **copy** of the notebook's folder at the folder's own path: what the notebook writes
   there is thrown away with the copy, and nothing else of the course is visible;
 - limits on memory, processes and file size (util-linux ``prlimit``); when the kernel
-  shuts down, its PID namespace and every process of its uid are killed.
+  shuts down, its PID namespace and every process of its uid are killed;
+- the course library's **grading edition** of the assignment being graded
+  (:mod:`autograder.grading_edition`): the reference implementations the homework asks
+  students to write are replaced, on disk as the kernel sees it, by stubs that raise.
 
 Points are still read from the executed notebook by nbgrader; what a grade cell's
 output can claim is limited by grading outside the kernel
@@ -28,6 +31,7 @@ and the log says so).
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -38,7 +42,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbgrader.preprocessors import Execute
 
-from . import sandbox
+from . import grading_edition, sandbox
 
 __all__ = ["UNSAFE_ENV", "KERNEL_LIMITS", "SandboxedKernelManager", "SandboxedExecute"]
 
@@ -68,6 +72,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._private = None   # the grader's folder for this kernel: sockets, connection file
         self._scratch = None   # the copy of the notebook's folder
         self._lease = None
+        #: the assignment being autograded: its grading edition of the library is mounted
+        self.assignment_id = None
 
     async def _async_pre_start_kernel(self, **kw):
         self._private = Path(tempfile.mkdtemp(prefix="nlk-", dir="/run" if os.access("/run", os.W_OK) else None))
@@ -107,6 +113,8 @@ class SandboxedKernelManager(AsyncKernelManager):
                 "bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
                 "--unshare-uts", "--unshare-cgroup-try", "--unshare-net", "--hostname", "sandbox"]
         args += sandbox.isolation_mounts(runtime, limits, [cwd, self._private / "s"])
+        # after the runtime: the withheld reference implementations, bound over the originals
+        args += grading_edition.edition_mounts(self.assignment_id, self._private / "edition")
         args += ["--bind", str(self._scratch), str(cwd),
                  "--bind", str(self._private / "s"), str(self._private / "s"),
                  "--chdir", str(cwd), "--clearenv"]
@@ -151,5 +159,30 @@ class SandboxedExecute(Execute):
                 f"{UNSAFE_ENV}=1 to autograde with unisolated kernels (they can read and change "
                 f"what the grading user can)")
         super().__init__(*args, **kwargs)
+        self._unsafe_problem = problem
+        self._assignment_id = None
         if problem is not None:
             self.log.warning("%s=1: autograding with UNISOLATED kernels (%s)", UNSAFE_ENV, problem)
+
+    def _import_graders(self) -> None:
+        """The grader modules (``GradeOutsideKernel.grader_modules``) declare what each assignment withholds."""
+        from .outside_kernel import GradeOutsideKernel
+
+        for name in GradeOutsideKernel(config=self.config).grader_modules:
+            importlib.import_module(name)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._assignment_id = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        if self._assignment_id:
+            self._import_graders()
+            entry = grading_edition.withheld(self._assignment_id)
+            if entry is not None and self._unsafe_problem is not None:
+                self.log.warning("%s: the library's reference implementations are NOT withheld without "
+                                 "the sandbox (%s)", self._assignment_id, entry.names)
+        return super().preprocess(nb, resources, km)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if isinstance(km, SandboxedKernelManager):
+            km.assignment_id = self._assignment_id
+        return km

@@ -343,7 +343,7 @@ def test_site_pages_render_math_from_the_local_mathjax_without_the_network(brows
     requests = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(index.as_uri())
-    page.click("text=Homework 4")
+    page.click("text=Homework 04")
     page.wait_for_selector("span.MathJax, span.MathJax_CHTML, span.MathJax_SVG", timeout=60_000)
     page.wait_for_timeout(1000)
     math = page.query_selector_all("span.MathJax, span.MathJax_CHTML, span.MathJax_SVG")
