@@ -224,28 +224,27 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
     return path
 
 
+def _read_idx_of_bytes(path, ndim: int, magic: int, what: str) -> np.ndarray:
+    arr = read_idx(path)
+    if arr.dtype != np.uint8 or arr.ndim != ndim:
+        dims = f"{ndim} dimension{'s' if ndim != 1 else ''}"
+        raise ValueError(
+            f"{path}: expected an IDX {what} file (magic {magic}: unsigned bytes, "
+            f"{dims}), got {arr.dtype} with {arr.ndim} dimension(s)"
+        )
+    return arr
+
+
 def read_idx_images(path) -> np.ndarray:
     """Read an IDX image file (magic 2051) as ``uint8`` of shape ``(n, rows, cols)``.
     Homework 2's files use it; lesson 01 introduces the format."""
-    arr = read_idx(path)
-    if arr.dtype != np.uint8 or arr.ndim != 3:
-        raise ValueError(
-            f"{path}: expected an IDX image file (magic {IDX_IMAGES_MAGIC}: unsigned bytes, "
-            f"3 dimensions), got {arr.dtype} with {arr.ndim} dimension(s)"
-        )
-    return arr
+    return _read_idx_of_bytes(path, 3, IDX_IMAGES_MAGIC, "image")
 
 
 def read_idx_labels(path) -> np.ndarray:
     """Read an IDX label file (magic 2049) as ``uint8`` of shape ``(n,)``.
     Homework 2's files use it; lesson 01 introduces the format."""
-    arr = read_idx(path)
-    if arr.dtype != np.uint8 or arr.ndim != 1:
-        raise ValueError(
-            f"{path}: expected an IDX label file (magic {IDX_LABELS_MAGIC}: unsigned bytes, "
-            f"1 dimension), got {arr.dtype} with {arr.ndim} dimension(s)"
-        )
-    return arr
+    return _read_idx_of_bytes(path, 1, IDX_LABELS_MAGIC, "label")
 
 
 def _as_uint8(name, arr):
