@@ -139,7 +139,7 @@ ATTEMPTS = [
     # 3: exec of that file, and a fresh import of it under another name
     "ns = {'__name__': 'noisylabels.noise', '__package__': 'noisylabels'}\n"
     "exec(compile(open(nl.noise.__file__).read(), nl.noise.__file__, 'exec'), ns)\n"
-    "import importlib.util\nspec = importlib.util.spec_from_file_location('copy_of_noise', nl.noise.__file__)\n"
+    "import importlib.util\nspec = importlib.util.spec_from_file_location('noisylabels.copy_of_noise', nl.noise.__file__)\n"
     "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\nfor f in (ns['corrupt_labels'],"
     " mod.corrupt_labels, mod.MislabeledDataset, mod.noise_transition_matrix):\n    try:\n        f([0], 0.5, 2)\n"
     "        print('ran')\n    except Exception as e:\n        print(type(e).__name__)",
@@ -150,7 +150,8 @@ ATTEMPTS = [
     "            if b'rng.integers(0, num_classes, n)' in data or (f.startswith('noise.') and f.endswith('.pyc')):\n"
     "                found.append(os.path.join(d, f))\nprint('found:', found)",
     # 5: what homework 1 uses still works
-    "X, y, X_test, y_test = nl.load_small_digits()\nprint(nl.expected_transition_matrix(0.4, 10).shape, X.shape[1])",
+    "import warnings\nwarnings.filterwarnings('ignore')\nX, y, X_test, y_test = nl.load_small_digits()\n"
+    "print(nl.expected_transition_matrix(0.4, 10).shape, len(X) > 1000)",
 ]
 
 
@@ -181,7 +182,7 @@ def test_graded_kernel_has_no_original_even_after_reload_exec_or_reading_the_fil
     assert out[2].split() == ["False", "False", "False", "True"], out[2]
     assert out[3].split() == ["NotAvailableWhileGraded"] * 4, out[3]
     assert out[4].strip() == "found: []", out[4]
-    assert out[5].split() == ["(10,", "10)", "64"], out[5]
+    assert out[5].split() == ["(10,", "10)", "True"], out[5]
 
 
 @pytest.mark.usefixtures("require_sandbox")

@@ -1,9 +1,10 @@
 """Homeworks 1, 3 and 4 through the real nbgrader, graded outside the students' kernels.
 
 For each homework, in a copy of the course: register it in the gradebook
-(``noisylabels assignments NAME --register``), submit five versions (the solution, the
-untouched student version, a broken one, and the broken one with two kinds of cheating
-cells), ``nbgrader autograde``, ``nbgrader export`` and ``nbgrader generate_feedback``.
+(``noisylabels assignments NAME --register``), submit seven versions (the solution, the
+untouched student version, a broken one, the broken one with two kinds of cheating
+cells, and the graded functions written as calls to the library, with and without a cell
+that tries to get the library's withheld originals back), ``nbgrader autograde``, ``nbgrader export`` and ``nbgrader generate_feedback``.
 Slow: every submission runs its notebook in quick mode.
 """
 
@@ -18,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder import hw01_grading, hw03_grading, hw04_grading  # noqa: F401 (they declare what is withheld)
+from autograder.grading_edition import withheld
 from autograder.nbgrader_preprocessors import hidden_lines
 from noisylabels.course import tool_env
 
@@ -50,9 +53,40 @@ def _forged(**values):
 _cd.emit = _forged
 '''
 
+# Tries to get the library's originals back in the graded kernel: reload, exec of the module's
+# file from disk, a fresh import of it under another name, then patches the results in.
+RESTORE_CHEAT = '''\
+import importlib, importlib.util
+import noisylabels as _nl
+for _module in {BLOCKED}:
+    _mod = importlib.reload(importlib.import_module(_module))
+    _ns = {{"__name__": _module, "__package__": "noisylabels"}}
+    exec(compile(open(_mod.__file__).read(), _mod.__file__, "exec"), _ns)
+    _spec = importlib.util.spec_from_file_location(_module + "_copy", _mod.__file__)
+    _copy = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_copy)
+    for _name in {BLOCKED}[_module]:
+        for _target in (_mod, _nl):
+            setattr(_target, _name, getattr(_copy, _name, _ns.get(_name)))
+'''
+
 HOMEWORKS = {
     "hw01_label_corruption": {
         "points": 12.0,
+        # the graded functions as calls to the library: withheld while grading, so no points
+        "library": {
+            "corrupt_uniform": "def corrupt_uniform(y, noise_rate, num_classes, seed=0):\n"
+                               "    return nl.corrupt_labels(y, noise_rate, num_classes, seed=seed)",
+            "transition_matrix": "def transition_matrix(y_true, y_noisy, num_classes):\n"
+                                 "    return nl.noise_transition_matrix(y_true, y_noisy, num_classes)",
+            "mislabels": "def draw_mislabels(n, frac_mislabeled, num_classes, seed=0):\n"
+                         "    data = nl.MislabeledDataset([(0, 0)] * n, frac_mislabeled, num_classes, seed=seed)\n"
+                         "    return data.drawn_indices, data.drawn_labels\n\n\n"
+                         "def serve_labels(y, drawn_indices, drawn_labels):\n"
+                         "    served = np.array(y, dtype=np.int64, copy=True)\n"
+                         "    served[drawn_indices] = drawn_labels\n"
+                         "    return served",
+        },
         # draw the new labels before choosing which to replace: right rates, wrong draws
         "break": ("corrupt_uniform", "chosen = rng.random(len(y)) < noise_rate\n    y_noisy = y.copy()\n"
                   "    y_noisy[chosen] = rng.integers(0, num_classes, int(chosen.sum()))",
@@ -61,12 +95,29 @@ HOMEWORKS = {
     },
     "hw03_robust_losses": {
         "points": 15.0,
+        "library": {
+            "label_smoothing_ce": "def label_smoothing_ce(logits, y, eps=0.1):\n"
+                                  "    return nl.label_smoothing_cross_entropy(logits, y, eps)",
+            "generalized_ce": "def generalized_ce(logits, y, q=0.7):\n    return nl.generalized_cross_entropy(logits, y, q)",
+            "bootstrap_loss": "def bootstrap_loss(logits, y, beta=0.95, kind='soft'):\n"
+                              "    return (nl.bootstrap_soft_loss if kind == 'soft' else nl.bootstrap_hard_loss)(logits, y, beta)",
+            "trimmed_mean": "def trimmed_mean(losses, trim=0.2):\n    return nl.trimmed_mean(losses, trim)",
+            "class_weights": "def class_weights(y, num_classes):\n    return nl.class_weights_from_frequencies(y, num_classes)",
+        },
         # class weights without the absent-class rule and with a wrong formula
         "break": ("class_weights", "weights[present] = len(y) / (num_classes * counts[present])",
                   "weights[present] = 1.0 / counts[present]"),
     },
     "hw04_reweighting": {
         "points": 11.0,
+        "library": {
+            "look_ahead_params": "def look_ahead_params(params, grads, lr):\n    return nl.look_ahead(params, grads, lr)",
+            "validation_gradient_wrt_eps": "def validation_gradient_wrt_eps(model, X, y, X_val, y_val, lr):\n"
+                                           "    return nl.validation_gradient(model, X, y, X_val, y_val, lr)",
+            "rectify_and_normalize_weights": "def rectify_and_normalize_weights(u):\n    return nl.rectify_and_normalize(u)",
+            "reweight_step": "def reweight_step(model, optimizer, X, y, X_val, y_val, lr):\n"
+                             "    return nl.reweighted_step(model, optimizer, X, y, X_val, y_val, lr=lr)[0]",
+        },
         # no special case for all-negative u: 0 / 0
         "break": ("rectify_and_normalize_weights", "return w / total if total > 0 else torch.zeros_like(w)",
                   "return w / (total + 1e-12) if total > 0 else torch.full_like(w, 0.5)"),
@@ -79,8 +130,9 @@ def _strip_solution_markers(source):
                      and "END SOLUTION" not in line)
 
 
-def _submission(released, source, broken=None, cheat=None, edit_locked=False):
-    """The released notebook with the source's solutions filled in (or left as stubs)."""
+def _submission(released, source, broken=None, cheat=None, edit_locked=False, replace=None):
+    """The released notebook with the source's solutions filled in (or left as stubs);
+    ``replace`` maps solution cells (grade ids) to other code."""
     nb = nbformat.read(released, as_version=4)
     if source is not None:
         answers = {c.metadata["nbgrader"]["grade_id"]: c.source
@@ -89,6 +141,8 @@ def _submission(released, source, broken=None, cheat=None, edit_locked=False):
             md = cell.metadata.get("nbgrader", {})
             if md.get("solution"):
                 cell.source = _strip_solution_markers(answers[md["grade_id"]])
+                if replace and md["grade_id"] in replace:
+                    cell.source = replace[md["grade_id"]]
                 if broken and md["grade_id"] == broken[0]:
                     assert broken[1] in cell.source, broken[1]
                     cell.source = cell.source.replace(broken[1], broken[2])
@@ -136,7 +190,11 @@ def test_autograde_outside_kernel_gives_points_earned_and_cheating_gains_nothing
         "broken": _submission(released, source, broken=spec["break"]),
         "cheat_patch": _submission(released, source, broken=spec["break"], cheat=PATCH_CHEAT, edit_locked=True),
         "cheat_forge": _submission(released, source, broken=spec["break"], cheat=FORGE_CHEAT),
+        "library": _submission(released, source, replace=spec["library"]),
+        "library_restore": _submission(released, source, replace=spec["library"],
+                                       cheat=RESTORE_CHEAT.format(BLOCKED=dict(withheld(name).names))),
     }
+    assert set(spec["library"]) <= {c.metadata.get("nbgrader", {}).get("grade_id") for c in submissions["library"].cells}
     for student, nb in submissions.items():
         folder = course / "submitted" / student / name
         folder.mkdir(parents=True)
@@ -152,6 +210,13 @@ def test_autograde_outside_kernel_gives_points_earned_and_cheating_gains_nothing
     assert 0 < scores["broken"] < spec["points"], scores
     assert scores["cheat_patch"] <= scores["broken"], scores
     assert scores["cheat_forge"] <= scores["broken"], scores
+    # the library's versions of the graded functions are withheld in the graded kernel, even
+    # from a cell that reloads, execs or re-imports the module's file
+    assert scores["library"] == 0.0 and scores["library_restore"] == 0.0, scores
+    number = int(name[2:4])
+    for student in ("library", "library_restore"):
+        text = (course / "autograded" / student / name / f"{name}.ipynb").read_text()
+        assert f"is not available while homework {number} is graded: implement it yourself" in text, student
     # honest submissions raise no tampering alarm; the edited locked cell does
     changed = re.findall(r"Attribute 'checksum' for cell (\S+) has changed", log)
     assert len(changed) == 1, log[-3000:]
