@@ -176,6 +176,10 @@ class SandboxedExecute(Execute):
         if self._assignment_id:
             self._import_graders()
             entry = grading_edition.withheld(self._assignment_id)
+            if entry is not None:  # a withheld name that is gone stops here, before any kernel starts
+                for module, names in entry.names.items():
+                    grading_edition.edition_source(grading_edition.module_file(module).read_text(encoding="utf-8"),
+                                                   module, names, entry.homework)
             if entry is not None and self._unsafe_problem is not None:
                 self.log.warning("%s: the library's reference implementations are NOT withheld without "
                                  "the sandbox (%s)", self._assignment_id, entry.names)

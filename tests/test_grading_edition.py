@@ -192,3 +192,15 @@ def test_other_assignments_and_plain_kernels_keep_the_whole_library(tmp_path):
             "except Exception as e:\n    print(type(e).__name__)")
     assert run_graded(tmp_path, "hw03_robust_losses", [cell])[0].split() == ["(10,)", "NotAvailableWhileGraded"]
     assert run_graded(tmp_path, "hw02_evil_twins", [cell])[0].split() == ["(10,)", "1.0"]
+
+
+@pytest.mark.usefixtures("require_sandbox")
+def test_autograde_stops_before_any_kernel_when_a_withheld_name_is_gone(tmp_path):
+    from autograder.kernel_sandbox import SandboxedExecute
+
+    grading_edition.withhold("hw99_renamed", "homework 99", {"noisylabels.noise": ("corrupt_labels_renamed",)})
+    nb = new_notebook(cells=[new_code_cell("open('ran.txt', 'w').write('kernel ran')")])
+    resources = {"metadata": {"path": str(tmp_path)}, "nbgrader": {"assignment": "hw99_renamed", "student": "s"}}
+    with pytest.raises(grading_edition.EditionError, match="corrupt_labels_renamed"):
+        SandboxedExecute(timeout=30, allow_errors=True).preprocess(nb, resources)
+    assert not nb.cells[0].get("outputs")
