@@ -204,3 +204,42 @@ def test_autograde_stops_before_any_kernel_when_a_withheld_name_is_gone(tmp_path
     with pytest.raises(grading_edition.EditionError, match="corrupt_labels_renamed"):
         SandboxedExecute(timeout=30, allow_errors=True).preprocess(nb, resources)
     assert not nb.cells[0].get("outputs")
+
+
+def _distinctive_lines(entry):
+    """The longest code line of each withheld definition's body, as the real library has it."""
+    import ast
+    import importlib
+
+    lines = {}
+    for module, names in entry.names.items():
+        source = grading_edition.module_file(module).read_text()
+        for node in ast.parse(source).body:
+            if getattr(node, "name", None) in names:
+                body = source.splitlines()[node.body[0].lineno - 1:node.end_lineno]
+                code = [line.strip() for line in body if line.strip() and not line.strip().startswith(("#", '"', "'"))]
+                lines[f"{module}.{node.name}"] = max(code, key=len)
+        importlib.import_module(module)
+    return lines
+
+
+@pytest.mark.usefixtures("require_sandbox")
+@pytest.mark.parametrize("assignment", ["hw03_robust_losses", "hw04_reweighting"])
+def test_no_file_the_graded_kernel_can_read_holds_the_withheld_code(assignment, tmp_path):
+    lines = _distinctive_lines(HOMEWORKS[assignment])
+    search = (
+        "import os, noisylabels as nl\n"
+        f"needles = {sorted(set(lines.values()))!r}\n"
+        "found = set()\n"
+        "for top in {os.path.dirname(nl.__file__), os.path.dirname(os.path.dirname(nl.__file__))}:\n"
+        "    for d, _, files in os.walk(top):\n"
+        "        for f in files:\n"
+        "            try:\n"
+        "                data = open(os.path.join(d, f), 'rb').read()\n"
+        "            except OSError:\n"
+        "                continue\n"
+        "            found.update((n, os.path.join(d, f)) for n in needles if n.encode() in data)\n"
+        "print('found:', sorted(found))"
+    )
+    out = run_graded(tmp_path, assignment, [search], timeout=300)
+    assert out[0].strip() == "found: []", out[0][:3000]
