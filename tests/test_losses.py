@@ -160,6 +160,18 @@ def test_a_registry_line_is_all_make_robust_loss_needs(batch, monkeypatch):
     assert torch.allclose(L.make_robust_loss("gce", q=0.5)(logits, y), L.generalized_cross_entropy(logits, y, q=0.5))
 
 
+def test_train_with_loss_is_fit_of_a_fresh_mlp_with_adam():
+    X, y, X_test, y_test = nl.load_offline_mnist()
+    X, y, X_test, y_test = X[:300], y[:300], X_test[:100], y_test[:100]
+    history, model = L.train_with_loss(L.make_robust_loss("gce"), (X, y), (X_test, y_test), hidden=(16,),
+                                       num_epochs=2, batch_size=64, progress=False)
+    nl.seed_everything(0)
+    by_hand = nl.fit(nl.MLP(hidden=(16,), num_classes=10), (X, y), (X_test, y_test), num_epochs=2, lr=1e-3,
+                     optimizer="adam", batch_size=64, loss_fn=L.make_robust_loss("gce"), eval_train=False,
+                     progress=False)
+    assert history.test_acc == by_hand.test_acc and isinstance(model, nl.MLP)
+
+
 def test_unknown_loss_name_is_rejected():
     with pytest.raises(ValueError, match="unknown loss"):
         L.make_robust_loss("median")

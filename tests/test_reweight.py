@@ -203,6 +203,18 @@ def test_imbalanced_pair_has_the_requested_proportion_and_a_balanced_clean_valid
     assert int((y == 0).sum()) == 180 and int((y == 1).sum()) == 20
 
 
+def test_imbalance_errors_trains_every_method_on_the_same_task_and_repeats(offline_mnist):
+    errors = nl.imbalance_errors(0.9, 0, num_steps=2, data=offline_mnist)
+    assert tuple(errors) == nl.IMBALANCE_METHODS and all(0.0 <= e <= 1.0 for e in errors.values())
+    assert nl.imbalance_errors(0.9, 0, num_steps=2, methods=("baseline",), data=offline_mnist) == \
+        {"baseline": errors["baseline"]}
+
+
+def test_reweighted_step_seconds_times_the_three_steps():
+    seconds = nl.reweighted_step_seconds(repeats=1, warmup=0)
+    assert set(seconds) == {"plain", "forward", "look-ahead"} and all(t > 0 for t in seconds.values())
+
+
 def test_noisy_digits_keep_the_validation_labels_clean(offline_mnist):
     (X, y_noisy), (X_val, y_val), (X_test, y_test), y_true, is_mislabeled = nl.noisy_digits_with_clean_val(
         0.4, data=offline_mnist)
