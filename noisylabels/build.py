@@ -7,6 +7,10 @@ error and the others still run. With the HTML pages comes a static course site
 (``build/index.html``, see :mod:`noisylabels.site`), readable offline. The run ends with a table (notebook, status, seconds,
 the result the notebook asserted), also saved as ``build/summary.md`` and
 ``build/summary.json``.
+
+Notebooks run ``jobs`` at a time (default: one a core on a small machine, where each kernel
+gets one thread; one at a time elsewhere). On the 2-core course machine the default-size
+lessons took 1,284 s one after another with one thread a kernel.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,7 +30,7 @@ import nbformat
 from .course import all_notebooks, find_root
 from .results import RESULT_MARKER
 
-__all__ = ["NotebookRun", "execute_notebook", "build", "format_table"]
+__all__ = ["NotebookRun", "execute_notebook", "build", "default_jobs", "format_table", "kernel_environment"]
 
 
 @dataclass
@@ -82,18 +88,6 @@ def execute_notebook(source: Path, workdir: Path, timeout: int = 1800, size: str
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(source, as_version=4)
-    env_size = os.environ.get("NOISYLABELS_SIZE")
-    if size is not None:
-        os.environ["NOISYLABELS_SIZE"] = size
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    # One thread a kernel on a small machine, as noisylabels lab does: lesson 01's quick run
-    # took 352 s with PyTorch's two threads on a busy 2-core machine and 77 s with one.
-    from .lab import THREAD_VARIABLES, default_threads
-
-    threads = default_threads()
-    set_threads = [] if not threads or any(k in os.environ for k in THREAD_VARIABLES) else list(THREAD_VARIABLES)
-    for name in set_threads:
-        os.environ[name] = str(threads)
     code_cells = sum(c.cell_type == "code" for c in nb.cells)
     bar = None
     if progress:
@@ -112,24 +106,57 @@ def execute_notebook(source: Path, workdir: Path, timeout: int = 1800, size: str
     start = time.perf_counter()
     status, error = "ok", ""
     try:
-        client.execute()
+        with kernel_environment(size):
+            client.execute()
     except (CellExecutionError, CellTimeoutError, DeadKernelError, RuntimeError) as err:
         status, error = "failed", _error_summary(err)
     except Exception as err:  # a kernel that cannot start, say
         status, error = "failed", _error_summary(err)
     finally:
-        for name in set_threads:
-            os.environ.pop(name, None)
         if bar is not None:
             bar.close()
-        if size is not None:
-            if env_size is None:
-                os.environ.pop("NOISYLABELS_SIZE", None)
-            else:
-                os.environ["NOISYLABELS_SIZE"] = env_size
     seconds = time.perf_counter() - start
     results = _collect_results(nb)
     return NotebookRun(str(source), status, round(seconds, 1), "; ".join(results), error), nb
+
+
+@contextmanager
+def kernel_environment(size: str | None = None):
+    """The environment the kernels started inside it inherit: the run size, inline figures and,
+    on a small machine, one PyTorch/BLAS thread a kernel (as ``noisylabels lab`` does: lesson
+    01's quick run took 352 s with PyTorch's two threads on a busy 2-core machine and 77 s with
+    one). Variables already set are kept; everything is restored on exit. Nested uses are no-ops."""
+    from .lab import THREAD_VARIABLES, default_threads
+
+    wanted = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if size is not None:
+        wanted["NOISYLABELS_SIZE"] = size
+    threads = default_threads()
+    if threads and not any(k in os.environ for k in THREAD_VARIABLES):
+        wanted.update({name: str(threads) for name in THREAD_VARIABLES})
+    saved = {name: os.environ.get(name) for name in wanted}
+    for name, value in wanted.items():
+        if name == "MPLBACKEND":
+            os.environ.setdefault(name, value)
+        else:
+            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def default_jobs(cpu_count: int | None = None) -> int:
+    """How many notebooks run at once: one a core where kernels get one thread (a small
+    machine, see :func:`noisylabels.lab.default_threads`), else one at a time."""
+    from .lab import default_threads
+
+    cpu_count = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, cpu_count) if default_threads(cpu_count) == 1 else 1
 
 
 def format_table(runs: list[NotebookRun]) -> str:
@@ -143,8 +170,9 @@ def format_table(runs: list[NotebookRun]) -> str:
 
 
 def build(root=None, out="build", names=None, size: str | None = None, timeout: int = 1800,
-          html: bool = True, progress: bool = True) -> list[NotebookRun]:
-    """Execute the course notebooks (all, or those whose path contains one of ``names``)."""
+          html: bool = True, progress: bool = True, jobs: int | None = None) -> list[NotebookRun]:
+    """Execute the course notebooks (all, or those whose path contains one of ``names``),
+    ``jobs`` at a time (default :func:`default_jobs`); the table keeps the course order."""
     from tqdm.auto import tqdm
 
     root = Path(root or find_root())
@@ -154,11 +182,11 @@ def build(root=None, out="build", names=None, size: str | None = None, timeout: 
     notebooks = all_notebooks(root)
     if names:
         notebooks = [nb for nb in notebooks if any(n in str(nb.relative_to(root)) for n in names)]
-    runs: list[NotebookRun] = []
-    bar = tqdm(notebooks, desc="notebooks", unit="nb", disable=not progress)
-    for source in bar:
+    jobs = max(1, min(jobs or default_jobs(), len(notebooks) or 1))
+    bar = tqdm(total=len(notebooks), desc="notebooks", unit="nb", disable=not progress)
+
+    def run_one(source: Path) -> NotebookRun:
         rel = source.relative_to(root)
-        bar.set_postfix_str(str(rel))
         # run in a copy of the notebook's folder, so that nothing is written into the repository
         workdir = out / rel.parent
         if rel.parts[0] == "solutions":
@@ -166,7 +194,8 @@ def build(root=None, out="build", names=None, size: str | None = None, timeout: 
                 shutil.rmtree(workdir)
             shutil.copytree(source.parent, workdir, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         workdir.mkdir(parents=True, exist_ok=True)
-        run, nb = execute_notebook(source, workdir, timeout=timeout, size=size, progress=progress)
+        # one cell bar at a time: with parallel jobs only the notebook bar shows
+        run, nb = execute_notebook(source, workdir, timeout=timeout, progress=progress and jobs == 1)
         run.notebook = str(rel)
         target = workdir / source.name
         nbformat.write(nb, target)
@@ -176,9 +205,18 @@ def build(root=None, out="build", names=None, size: str | None = None, timeout: 
                 _save_html(nb, target.with_suffix(".html"), out)
             except Exception as err:  # HTML is a convenience; never lose the run over it
                 run.output = f"HTML export failed: {err}"
-        runs.append(run)
         mark = "ok" if run.status == "ok" else f"FAILED: {run.error}"
         bar.write(f"{rel}: {mark} ({run.seconds:.0f} s)")
+        bar.update(1)
+        return run
+
+    with kernel_environment(size):
+        if jobs == 1:
+            runs = [run_one(source) for source in notebooks]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                runs = list(pool.map(run_one, notebooks))
+    bar.close()
     table = format_table(runs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")

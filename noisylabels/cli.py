@@ -21,7 +21,7 @@ def _cmd_build(args) -> int:
     from .build import build, format_table
 
     runs = build(root=args.root, out=args.out, names=args.notebooks, size=args.size,
-                 timeout=args.timeout, html=not args.no_html, progress=not args.no_progress)
+                 timeout=args.timeout, html=not args.no_html, progress=not args.no_progress, jobs=args.jobs)
     print()
     print(format_table(runs))
     failed = [r for r in runs if r.status != "ok"]
@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     b.add_argument("--size", choices=["quick", "default", "full"],
                    help="experiment size for every notebook (default: NOISYLABELS_SIZE or 'default')")
     b.add_argument("--timeout", type=int, default=1800, help="seconds a cell may take (default 1800)")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="notebooks run at once (default: one a core on a machine with at most 4 cores, else 1)")
     b.add_argument("--no-html", action="store_true", help="skip the HTML pages")
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_build)

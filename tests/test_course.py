@@ -56,6 +56,21 @@ def test_build_runs_every_notebook_reports_failures_and_keeps_going(tiny_course)
     assert sorted(p.name for p in (tiny_course / "solutions" / "hw01_demo").iterdir()) == ["data.txt", "hw01.ipynb"]
 
 
+def test_build_with_two_jobs_runs_notebooks_side_by_side_in_the_size_asked_and_keeps_the_order(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    stamp = ("import os, time, noisylabels as nl\nstart = time.time(); time.sleep(3)\n"
+             "nl.report_result(f\"{start:.3f} {time.time():.3f} {os.environ['NOISYLABELS_SIZE']} {os.environ['OMP_NUM_THREADS']}\")")
+    for name in ("01_a", "02_b", "03_c"):
+        _notebook(tmp_path / "lessons" / f"{name}.ipynb", stamp)
+    runs = build(root=tmp_path, out="build", size="quick", progress=False, html=False, jobs=2)
+    assert [r.notebook for r in runs] == [f"lessons/{n}.ipynb" for n in ("01_a", "02_b", "03_c")]
+    assert [r.status for r in runs] == ["ok"] * 3, [r.error for r in runs]
+    spans = [r.result.split() for r in runs]
+    assert all(size == "quick" and threads == "1" for _, _, size, threads in spans)
+    (a0, a1), (b0, b1) = [(float(s[0]), float(s[1])) for s in spans[:2]]
+    assert a0 < b1 and b0 < a1, "the first two notebooks did not run at the same time"
+
+
 def test_build_command_prints_the_table_and_exits_nonzero_on_failure(tiny_course):
     out = subprocess.run([sys.executable, "-m", "noisylabels.cli", "--root", str(tiny_course), "build",
                           "--no-progress", "--no-html", "01_passes", "02_fails"],
