@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -44,12 +45,16 @@ def mathjax_source() -> Path:
     return folder
 
 
+_MATHJAX_COPY = threading.Lock()  # noisylabels build exports pages from several threads
+
+
 def _copy_mathjax(out: Path) -> Path:
     target = out / "_static" / "mathjax"
-    if not (target / "MathJax.js").exists():
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(mathjax_source(), target)
+    with _MATHJAX_COPY:
+        if not (target / "MathJax.js").exists():
+            if target.exists():  # an interrupted copy
+                shutil.rmtree(target)
+            shutil.copytree(mathjax_source(), target)
     return target
 
 
