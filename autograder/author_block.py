@@ -1,6 +1,6 @@
 """Homework 2's author block: is it at the top of ``hw02.py``, in the format, filled in?
 
-The homework's rules (seed 001) ask every ``hw02.py`` to start with::
+The homework's rules ask every ``hw02.py`` to start with::
 
     # Author: your name
     # Netid: your netid

@@ -8,7 +8,7 @@ files and runs on each:
   (``timeout -k 1s 3m python3 hw02.py ...`` in the isolated sandbox, ``autograder.hw02_rules.run_submission``);
 - **cleanlab**: ``cleanlab.filter.find_label_issues`` with 5-fold cross-validated
   probabilities of a logistic regression on the pixels (the usual recipe);
-- **2/3 subsets**: seed 001's advice: a linear network (784 -> 10, as
+- **2/3 subsets**: the homework's advice: a linear network (784 -> 10, as
   ``train_linear_mnist.py``) trained ``--subset-runs`` times on random 2/3 subsets
   (full-batch gradient descent, the runs side by side), each evaluated on all digits;
   the digits misclassified in more than half of the runs are flagged.

@@ -1,4 +1,4 @@
-"""Grokking with mislabeled training data (seed 000): validation accuracy with and without mislabels.
+"""Grokking with mislabeled training data (a student's grokking notes): validation accuracy with and without mislabels.
 
 Trains the lesson 02 transformer (2 layers, width 128, 4 heads; AdamW lr 1e-3, betas
 (0.9, 0.98), weight decay 1.0, batch 512) on (a + b) mod 97 with training fraction 0.4,

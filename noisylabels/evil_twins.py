@@ -179,7 +179,7 @@ def write_evil_twin_files(out_dir, size: int = 165, n_twins: int = 15, kind: str
 
 
 #: The debugging files shipped with the homework: 165 digits, 15 exact evil twins, all
-#: good twins present (as in seed 001).
+#: good twins present (as in the homework's debugging files).
 DEBUG_SETTINGS = dict(size=165, n_twins=15, kind="exact", seed=462)
 
 

@@ -1,6 +1,6 @@
 """Grokking on modular arithmetic, with a fixed fraction of mislabeled training examples.
 
-Taught in lesson 02 (grokking with mislabeled data), after seed 000 and Power et al.
+Taught in lesson 02 (grokking with mislabeled data), after a student's grokking notes and Power et al.
 2022: the equations ``a + b = c (mod p)`` are split into training and validation
 sets; the training examples are served through :class:`~noisylabels.MislabeledDataset`
 (a fixed set of mislabels drawn i.i.d. with replacement at construction); a small

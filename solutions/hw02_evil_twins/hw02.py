@@ -1,6 +1,6 @@
 # Author: Noisy Labels course staff (reference solution)
 # Netid: n/a
-# Aid: the homework text (seed 001) and the course library's lessons; no other sources.
+# Aid: the homework text and the course library's lessons; no other sources.
 """Reference solution of homework 2, "evil twins".
 
     python3 hw02.py --data bad_digits_ubyte.gz --labels bad_labels_ubyte.gz
