@@ -336,17 +336,19 @@ def make_robust_loss(name: str, noise_rate: float = 0.4, **kwargs) -> nn.Module:
 
 def train_with_loss(loss_fn, train, test=None, *, hidden=(512,), num_classes: int = 10, num_epochs: int = 40,
                     lr: float = 1e-3, batch_size: int = 128, seed: int = 0, progress: bool = True,
-                    desc: str | None = None):
+                    desc: str | None = None, val=None):
     """Lesson 03's experiment: a fresh :class:`~noisylabels.MLP` trained with ``loss_fn`` on
-    ``train``, Adam at a fixed ``lr``, no early stopping; returns ``(history, model)``.
+    ``train``, Adam at a fixed ``lr``, for all ``num_epochs``; returns ``(history, model)``.
 
     Every loss gets the same network, initialization (``seed``) and budget, so their test
-    accuracies compare. Lesson 03 and ``benchmarks/robust_losses.py`` call it.
+    accuracies compare. With a clean held-out ``val`` the history also says what early
+    stopping on it would have kept (``history.early_stopped()``).
+    Lesson 03 and ``benchmarks/robust_losses.py`` call it.
     """
     seed_everything(seed)
     model = MLP(hidden=tuple(hidden), num_classes=num_classes)
     history = fit(model, train, test, num_epochs=num_epochs, lr=lr, optimizer="adam", batch_size=batch_size,
-                  loss_fn=loss_fn, seed=seed, eval_train=False, progress=progress, desc=desc)
+                  loss_fn=loss_fn, seed=seed, eval_train=False, progress=progress, desc=desc, val=val)
     return history, model
 
 

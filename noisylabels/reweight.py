@@ -186,7 +186,8 @@ def fit_reweighted(model: nn.Module, train, val, test=None, *, batch_size: int =
     ``method`` is passed to :func:`reweighted_step`. Besides ``fit``'s per-epoch records, the
     history has ``example_weights``: an array ``(epochs, n)`` with the weight each training
     example got in each epoch, times the size of its batch (so 1 is a uniform weight, 0 a
-    discarded example), and ``zero_weight_fraction`` per epoch. Lesson 05 teaches it.
+    discarded example), and ``zero_weight_fraction`` per epoch. ``val`` is also what the
+    history's ``val_acc`` records, for early stopping. Lesson 05 teaches it.
     """
     X_val, y_val = as_tensors(val, get_device(device))
     val_picker = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
@@ -209,7 +210,7 @@ def fit_reweighted(model: nn.Module, train, val, test=None, *, batch_size: int =
         epoch_weights.append(weights.cpu().numpy())
         history.setdefault("zero_weight_fraction", []).append(float((weights == 0).float().mean()))
 
-    history = fit(model, train, test, batch_size=batch_size, seed=seed, device=device, step_fn=step,
+    history = fit(model, train, test, batch_size=batch_size, seed=seed, device=device, step_fn=step, val=val,
                   on_epoch_end=record_weights, desc=desc or f"L2RW {type(model).__name__}", **fit_kwargs)
     history["example_weights"] = np.stack(epoch_weights)
     return history

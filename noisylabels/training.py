@@ -106,12 +106,24 @@ class History(Results):
     """Per-epoch records of :func:`fit` (a :class:`~noisylabels.results.Results`): lists under
     ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``, ``lr`` and ``seconds``;
     with ``record_example_losses`` also ``example_losses`` (array ``(epochs, n)``).
-    Keys read as attributes too: ``history.test_acc[-1]``. Lesson 01 teaches it.
+    Keys read as attributes too: ``history.test_acc[-1]``. With a held-out ``val`` set
+    ``fit`` also records ``val_loss`` and ``val_acc``. Lesson 01 teaches it.
     """
 
     def epochs_to_fit(self, threshold: float = 0.99):
         """First epoch (1-based) at which training accuracy reached ``threshold``, else None."""
         return self.first_reached("train_acc", threshold, at="epoch")
+
+    def best_epoch(self, by: str = "val_acc") -> int:
+        """The epoch (1-based) with the highest ``by``, the first one on ties: where early stopping
+        on a held-out set stops. Lesson 03 teaches it as the fair baseline."""
+        if by not in self:
+            raise KeyError(f"no {by!r} records: pass val=(X_val, y_val) to fit to early-stop on it")
+        return self["epoch"][int(np.argmax(self[by]))]
+
+    def early_stopped(self, key: str = "test_acc", by: str = "val_acc") -> float:
+        """``key`` at :meth:`best_epoch`: e.g. the test accuracy of the model early stopping would keep."""
+        return self[key][self["epoch"].index(self.best_epoch(by))]
 
 
 @torch.no_grad()
@@ -250,6 +262,7 @@ def fit(
     desc: str | None = None,
     step_fn=None,
     on_epoch_end=None,
+    val=None,
 ) -> History:
     """Train ``model`` with mini-batches and return its :class:`History`.
 
@@ -271,6 +284,9 @@ def fit(
     (forward, loss, backward, optimizer step) and returns the batch's mean loss and its
     logits, both detached (``index``: the batch's positions in the training set);
     ``on_epoch_end(epoch, history)`` is called after each epoch's records.
+    ``val``, a held-out ``(X, y)`` pair with clean labels, is evaluated after every epoch too
+    (``val_loss``, ``val_acc``), so that :meth:`History.early_stopped` can say what early
+    stopping on it would have kept (lesson 03's fair baseline).
     Lesson 01 teaches it.
     """
     if seed is not None:
@@ -279,6 +295,7 @@ def fit(
     model.to(dev)
     X, y = as_tensors(train, dev)
     X_test, y_test = as_tensors(test, dev) if test is not None else (None, None)
+    val = as_tensors(val, dev) if val is not None else None
     if sample_weights is not None:
         sample_weights = torch.as_tensor(np.asarray(sample_weights) if not torch.is_tensor(sample_weights)
                                          else sample_weights).float().to(dev)
@@ -329,6 +346,10 @@ def fit(
                                keep_losses=record_example_losses)
         if record_example_losses:
             example_losses.append(losses)
+        if val is not None:
+            val_loss, val_acc = evaluate(model, val)
+            history.setdefault("val_loss", []).append(val_loss)
+            history.setdefault("val_acc", []).append(val_acc)
         if on_epoch_end is not None:
             on_epoch_end(epoch, history)
         bar.set_postfix(train_acc=f"{history['train_acc'][-1]:.3f}", test_acc=f"{history['test_acc'][-1]:.3f}",

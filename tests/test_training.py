@@ -192,3 +192,19 @@ def test_start_notebook_seeds_reads_the_size_and_sets_threads(monkeypatch, capsy
     assert "size: quick" in capsys.readouterr().out
     with pytest.raises(ValueError, match="quick, default or full"):
         nl.start_notebook(size="huge")
+
+
+def test_early_stopping_on_a_held_out_set_keeps_the_epoch_with_the_best_validation_accuracy():
+    X, y = _blobs()
+    X_val, y_val = _blobs(n=60, seed=2)
+    X_test, y_test = _blobs(seed=1)
+    history = nl.fit(nl.MLP(2, (16,), 3), (X, y), (X_test, y_test), num_epochs=6, lr=0.05, batch_size=32,
+                     progress=False, val=(X_val, y_val))
+    assert len(history.val_acc) == len(history.val_loss) == 6
+    history["val_acc"] = [0.2, 0.9, 0.5, 0.9, 0.1, 0.3]   # a peak, then a tie later: the first best wins
+    history["test_acc"] = [0.1, 0.7, 0.8, 0.95, 0.2, 0.4]
+    assert history.best_epoch() == 2
+    assert history.early_stopped() == 0.7
+    no_val = nl.fit(nl.MLP(2, (16,), 3), (X, y), num_epochs=1, progress=False)
+    with pytest.raises(KeyError, match="pass val="):
+        no_val.early_stopped()
