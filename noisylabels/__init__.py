@@ -91,10 +91,12 @@ from .noise import (
 from .results import Results, report_result
 from .reweight import (
     IMBALANCE_METHODS,
+    NOISE_METHODS,
     example_weights,
     fit_reweighted,
     imbalance_errors,
     look_ahead,
+    noise_accuracies,
     noisy_digits_with_clean_val,
     rectify_and_normalize,
     reweighted_step,

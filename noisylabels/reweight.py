@@ -57,6 +57,8 @@ __all__ = [
     "fit_reweighted",
     "IMBALANCE_METHODS",
     "imbalance_errors",
+    "NOISE_METHODS",
+    "noise_accuracies",
     "reweighted_step_seconds",
     "noisy_digits_with_clean_val",
 ]
@@ -247,37 +249,53 @@ def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, 
 
 
 # ----------------------------------------------------------------------------- the lesson's experiments
-#: The ways :func:`imbalance_errors` trains on the imbalanced task (lesson 05's figure).
-IMBALANCE_METHODS = ("baseline", "resampling", "class weights", "L2RW")
+#: The ways :func:`imbalance_errors` trains on the imbalanced task (lesson 05's figure). The last is
+#: the fair baseline: resampling that also trains on the clean validation images L2RW uses.
+IMBALANCE_METHODS = ("baseline", "resampling", "class weights", "L2RW", "resampling + clean")
 
 
 def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, methods=IMBALANCE_METHODS,
-                     lr: float = 0.01, batch_size: int = 100, momentum: float = 0.9,
+                     noise_rate: float = 0.0, lr: float = 0.01, batch_size: int = 100, momentum: float = 0.9,
                      num_majority: int | None = None, data=None, progress: bool = False) -> dict:
     """Balanced test error of a fresh LeNet trained each of ``methods`` ways on
     :func:`~noisylabels.imbalanced_pair` at one ``proportion`` and ``seed``, as ``{method: error}``.
 
     Every method gets about ``num_steps`` SGD steps (momentum ``momentum``, batches of
     ``batch_size``): plain cross-entropy (``"baseline"``), the rare class over-sampled
-    (``"resampling"``), inverse-frequency class weights (``"class weights"``) and learning to
-    reweight with the clean validation set (``"L2RW"``). Lesson 05's sweep and
-    ``benchmarks/reweight.py`` call it.
+    (``"resampling"``), inverse-frequency class weights (``"class weights"``), learning to
+    reweight with the clean validation set (``"L2RW"``) and, the fair baseline, over-sampling
+    of the training set *plus* those clean validation images (``"resampling + clean"``).
+    With ``noise_rate`` that share of the training labels (not the validation labels) is
+    swapped first (lesson 04's "both" scenario: a rare class and wrong labels).
+    Lesson 05's sweep and ``benchmarks/reweight.py`` call it.
     """
-    (X, y), val, (X_test, y_test) = imbalanced_pair(proportion, num_majority=num_majority, data=data, seed=seed)
+    from .noise import corrupt_labels
+
+    (X, y), (X_val, y_val), (X_test, y_test) = imbalanced_pair(proportion, num_majority=num_majority, data=data,
+                                                               seed=seed)
+    if noise_rate:
+        y = corrupt_labels(y, noise_rate, 2, kind="flip", seed=seed + 1000)[0]
     settings = dict(lr=lr, batch_size=batch_size, momentum=momentum, seed=seed, eval_train=False, progress=progress)
 
     def epochs(n):
         return max(1, round(num_steps / int(np.ceil(n / batch_size))))
 
     idx = oversample_indices(y, seed=seed)
+    X_all, y_all = torch.cat([X, X_val]), torch.cat([y, y_val])
+    idx_all = oversample_indices(y_all, seed=seed)
     runs = {
         "baseline": lambda model: fit(model, (X, y), num_epochs=epochs(len(y)), **settings),
         "resampling": lambda model: fit(model, (X[idx], y[idx]), num_epochs=epochs(len(idx)), **settings),
         "class weights": lambda model: fit(
             model, (X, y), num_epochs=epochs(len(y)), **settings,
             sample_weights=example_weights_from_classes(y, class_weights_from_frequencies(y, 2))),
-        "L2RW": lambda model: fit_reweighted(model, (X, y), val, num_epochs=epochs(len(y)), **settings),
+        "L2RW": lambda model: fit_reweighted(model, (X, y), (X_val, y_val), num_epochs=epochs(len(y)), **settings),
+        "resampling + clean": lambda model: fit(model, (X_all[idx_all], y_all[idx_all]),
+                                                num_epochs=epochs(len(idx_all)), **settings),
     }
+    unknown = set(methods) - set(runs)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {IMBALANCE_METHODS}")
     errors = {}
     for method in methods:
         seed_everything(seed)
@@ -285,6 +303,55 @@ def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, 
         runs[method](model)
         errors[method] = balanced_error(predict_proba(model, X_test), y_test)
     return errors
+
+
+#: The trainings :func:`noise_accuracies` compares under label noise (lesson 05).
+NOISE_METHODS = ("baseline", "baseline + clean", "L2RW")
+
+
+def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", num_val_per_class: int = 10,
+                     num_train: int | None = 2000, num_epochs: int = 25, lr: float = 2e-3, batch_size: int = 100,
+                     methods=NOISE_METHODS, data=None, progress: bool = False) -> dict:
+    """Lesson 05's label-noise comparison on :func:`noisy_digits_with_clean_val`, with fair baselines.
+
+    A fresh LeNet per method, Adam at ``lr``, ``num_epochs`` epochs, batches of ``batch_size``:
+    plain cross-entropy on the noisy labels (``"baseline"``), the same on the noisy labels
+    *plus* the clean validation images (``"baseline + clean"``), and learning to reweight with
+    them (``"L2RW"``). Returns ``{"final": {method: test accuracy}, "early_stopped": {method:
+    test accuracy at the epoch of best clean-validation accuracy}, "mean_weight_clean",
+    "mean_weight_corrupted", "histories", "is_mislabeled"}``; ``"baseline + clean"`` trains on
+    the validation images, so it has no early-stopped figure, and the mean weights (L2RW's,
+    times the batch size, over the last three epochs) are NaN without L2RW.
+    Lesson 05 and ``benchmarks/reweight.py`` call it.
+    """
+    unknown = set(methods) - set(NOISE_METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {NOISE_METHODS}")
+    (X, y_noisy), val, test, _, is_mislabeled = noisy_digits_with_clean_val(
+        noise_rate, num_val_per_class=num_val_per_class, kind=kind, num_train=num_train, data=data, seed=seed)
+    settings = dict(num_epochs=num_epochs, lr=lr, optimizer="adam", batch_size=batch_size, seed=seed,
+                    eval_train=False, progress=progress)
+    in_channels, num_classes = X.shape[1], len(val[1].unique())
+    histories = {}
+    for method in methods:
+        seed_everything(seed)
+        model = LeNet(in_channels, num_classes)
+        if method == "baseline":
+            histories[method] = fit(model, (X, y_noisy), test, val=val, desc=method, **settings)
+        elif method == "baseline + clean":
+            train = (torch.cat([X, val[0]]), torch.cat([y_noisy, val[1]]))
+            histories[method] = fit(model, train, test, desc=method, **settings)
+        else:
+            histories[method] = fit_reweighted(model, (X, y_noisy), val, test, desc=method, **settings)
+    weights = histories["L2RW"].example_weights[-3:].mean(axis=0) if "L2RW" in histories else None
+    return {
+        "final": {m: float(h.test_acc[-1]) for m, h in histories.items()},
+        "early_stopped": {m: float(h.early_stopped()) for m, h in histories.items() if "val_acc" in h},
+        "mean_weight_clean": float(weights[~is_mislabeled].mean()) if weights is not None else float("nan"),
+        "mean_weight_corrupted": float(weights[is_mislabeled].mean()) if weights is not None else float("nan"),
+        "histories": histories,
+        "is_mislabeled": is_mislabeled,
+    }
 
 
 def reweighted_step_seconds(repeats: int = 30, warmup: int = 3, seed: int = 0, num_threads: int | None = 1) -> dict:

@@ -210,6 +210,48 @@ def test_imbalance_errors_trains_every_method_on_the_same_task_and_repeats(offli
         {"baseline": errors["baseline"]}
 
 
+def test_imbalance_errors_swaps_only_training_labels_and_the_fair_baseline_sees_the_clean_images(
+        offline_mnist, monkeypatch):
+    import noisylabels.reweight as reweight
+
+    seen = {}
+    real_fit = reweight.fit
+
+    def spy(model, train, *args, **kwargs):
+        seen.setdefault("train", []).append(train)
+        return real_fit(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(reweight, "fit", spy)
+    (X, y), (X_val, y_val), _ = nl.imbalanced_pair(0.9, data=offline_mnist, seed=0)
+    nl.imbalance_errors(0.9, 0, num_steps=1, noise_rate=0.3, methods=("baseline", "resampling + clean"),
+                        data=offline_mnist)
+    (_, y_baseline), (X_fair, y_fair) = seen["train"]
+    swapped = (y_baseline != y).float().mean().item()
+    assert 0.2 < swapped < 0.4, swapped
+    flat_fair = X_fair.reshape(len(X_fair), -1)
+    assert all((flat_fair == image.reshape(1, -1)).all(dim=1).any() for image in X_val)   # every clean image in
+    assert int((y_fair == 1).sum()) == int((y_fair == 0).sum())                                     # and balanced
+    with pytest.raises(ValueError, match="unknown methods"):
+        nl.imbalance_errors(0.9, 0, num_steps=1, methods=("oracle",), data=offline_mnist)
+
+
+def test_noise_accuracies_early_stop_only_the_runs_that_did_not_train_on_the_clean_images(offline_mnist):
+    result = nl.noise_accuracies(0.4, 0, num_train=300, num_epochs=2, data=offline_mnist)
+    assert set(result["final"]) == set(nl.NOISE_METHODS)
+    assert set(result["early_stopped"]) == {"baseline", "L2RW"}
+    for method, history in result["histories"].items():
+        assert len(history.test_acc) == 2
+        assert result["final"][method] == history.test_acc[-1]
+    assert result["early_stopped"]["baseline"] in result["histories"]["baseline"].test_acc
+    assert len(result["histories"]["baseline + clean"].test_acc) == 2
+    assert np.isfinite(result["mean_weight_clean"]) and np.isfinite(result["mean_weight_corrupted"])
+    background = nl.noise_accuracies(0.4, 0, kind="background", num_train=300, num_epochs=1, methods=("baseline",),
+                                     data=offline_mnist)
+    assert np.isnan(background["mean_weight_clean"]) and set(background["final"]) == {"baseline"}
+    with pytest.raises(ValueError, match="unknown methods"):
+        nl.noise_accuracies(0.4, 0, methods=("oracle",), data=offline_mnist)
+
+
 def test_reweighted_step_seconds_times_the_three_steps():
     seconds = nl.reweighted_step_seconds(repeats=1, warmup=0)
     assert set(seconds) == {"plain", "forward", "look-ahead"} and all(t > 0 for t in seconds.values())
