@@ -20,10 +20,10 @@ from nbgrader.preprocessors import (
     SaveAutoGrades, SaveCells,
 )
 
-from autograder.nbgrader_preprocessors import HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests
-from autograder.kernel_sandbox import SandboxedExecute
-from autograder.outside_kernel import GradeOutsideKernel
-from autograder.release_stubs import ReleaseStubs
+from autograder.nbgrader_plugins.preprocessors import HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests
+from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
+from autograder.nbgrader_plugins.outside_kernel import GradeOutsideKernel
+from autograder.nbgrader_plugins.release_stubs import ReleaseStubs
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -49,7 +49,7 @@ c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
 
 # ---------------------------------------------------------------- release (generate_assignment)
-# Reference scripts that must not reach students are replaced by stubs (autograder/release_stubs.py):
+# Reference scripts that must not reach students are replaced by stubs (autograder/nbgrader_plugins/release_stubs.py):
 # {assignment: {released file: "module:ATTRIBUTE" or a path relative to this folder}}.
 # If a stub cannot be written, generate_assignment fails and removes the release.
 c.ReleaseStubs.stubs = {
@@ -70,7 +70,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 # The autograde pipeline, in order. The kernel runs the notebook (Execute); then, in this
 # process, GradeOutsideKernel replaces each registered grade cell's outputs by the points
-# its grader function computes from the cell's emitted check data (autograder/outside_kernel.py);
+# its grader function computes from the cell's emitted check data (autograder/nbgrader_plugins/outside_kernel.py);
 # it must come after LimitOutput and before SaveAutoGrades, which records the points.
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,  # nbgrader's Execute, with the kernel in the grading sandbox
@@ -84,8 +84,8 @@ c.Autograde.autograde_preprocessors = [
 ]
 # Modules whose @register(assignment, grade_id) functions grade cells outside the kernel.
 c.GradeOutsideKernel.grader_modules = [
-    "autograder.hw01_grading", "autograder.hw02_grading", "autograder.hw03_grading",
-    "autograder.hw04_grading",
+    "autograder.nbgrader_plugins.hw01_grading", "autograder.nbgrader_plugins.hw02_grading", "autograder.nbgrader_plugins.hw03_grading",
+    "autograder.nbgrader_plugins.hw04_grading",
 ]
 
 # ---------------------------------------------------------------- feedback

@@ -1,4 +1,12 @@
-"""Grading tools that run outside nbgrader (a plain folder of submissions, as from an LMS).
+"""Grading code of the Noisy Labels course, in three parts (see ``autograder/README.md``).
 
-- ``python -m autograder.evil_twins``: homework 2, "evil twins" (see ``autograder/README.md``).
+- :mod:`autograder.sandbox`: the generic sandbox every piece of student code runs in
+  (bubblewrap namespaces, an unprivileged uid, a seccomp filter, limits);
+- :mod:`autograder.nbgrader_plugins`: the nbgrader integration, configured in
+  ``nbgrader_config.py``: kernels in the sandbox, grading outside the kernel
+  (``hwNN_grading``), the feedback and release preprocessors, submission checks;
+- :mod:`autograder.hw02`: homework 2 ("evil twins") graded on its own rules, with or
+  without nbgrader: the rules and output parser, the secret final data, the stand-alone
+  batch grader (``python -m autograder.hw02.grade``), Dask, the similarity report and the
+  author-block check.
 """

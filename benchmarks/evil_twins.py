@@ -5,7 +5,7 @@ For every kind of grading file the generator makes (``exact``, ``near``, ``absen
 files and runs on each:
 
 - the **reference** ``solutions/hw02_evil_twins/hw02.py``, exactly as the grader does
-  (``timeout -k 1s 3m python3 hw02.py ...`` in the isolated sandbox, ``autograder.hw02_rules.run_submission``);
+  (``timeout -k 1s 3m python3 hw02.py ...`` in the isolated sandbox, ``autograder.hw02.rules.run_submission``);
 - **cleanlab**: ``cleanlab.filter.find_label_issues`` with 5-fold cross-validated
   probabilities of a logistic regression on the pixels (the usual recipe);
 - **2/3 subsets**: the homework's advice: a linear network (784 -> 10, as
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder import hw02_rules as rules
+from autograder.hw02 import rules
 from noisylabels import evil_twins as et
 from noisylabels.data import write_idx_images, write_idx_labels
 

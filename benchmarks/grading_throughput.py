@@ -2,7 +2,7 @@
 
 Generates a class of ``--students`` submissions (default 8) that each busy-loop on one
 core for ``--seconds`` of CPU time (default 3) and print an answer, and one small final
-data set. Grades the class three times with :func:`autograder.evil_twins.grade_all`,
+data set. Grades the class three times with :func:`autograder.hw02.grade.grade_all`,
 each time into a fresh grades file, every run in the real sandbox:
 
 - ``direct``: the local grader, one submission at a time (``--jobs 1``, no Dask);
@@ -35,9 +35,9 @@ from pathlib import Path
 import dask
 from distributed import Client, LocalCluster
 
-from autograder import dask_grading
-from autograder.evil_twins import grade_all
-from autograder.hw02_data import load_final_sets, make_final_sets
+from autograder.hw02 import dask_grading
+from autograder.hw02.grade import grade_all
+from autograder.hw02.data import load_final_sets, make_final_sets
 
 BUSY = """\
 import time

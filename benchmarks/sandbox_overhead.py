@@ -1,6 +1,6 @@
 """The grading sandbox's cost per submission: the same programs run isolated and plain.
 
-Runs each program ``--repeats`` times through :func:`autograder.hw02_rules.run_submission`
+Runs each program ``--repeats`` times through :func:`autograder.hw02.rules.run_submission`
 (the isolated sandbox, as the graders run submissions) and through the same function in
 its ``unsafe`` mode (plain ``setrlimit`` and a scratch folder: what the grader did before
 the sandbox), alternating, on homework 2's debugging file:
@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import hw02_rules as rules
+from autograder.hw02 import rules
 
 ROOT = Path(__file__).resolve().parent.parent
 HW02_DIR = ROOT / "solutions" / rules.HW02

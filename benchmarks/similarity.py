@@ -1,7 +1,7 @@
 """How fast the similarity report runs on a large class, and whether it finds planted copies.
 
 For classes of 50, 200 and 500 generated ``hw02.py`` submissions (``--sizes``), it writes
-the class to a temporary folder and times :func:`autograder.similarity.similarity_report`
+the class to a temporary folder and times :func:`autograder.hw02.similarity.similarity_report`
 (fingerprints, every pair compared, CSV and HTML written). The class is made from a few
 base programs: the course's reference solution (``solutions/hw02_evil_twins/hw02.py``)
 and the four independent honest solutions of ``tests/test_similarity.py``. Each student
@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autograder.similarity import similarity_report  # noqa: E402
+from autograder.hw02.similarity import similarity_report  # noqa: E402
 
 TARGET_SECONDS = 120.0
 TARGET_SIZE = 500

@@ -240,7 +240,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("make-data", help="write a practice set: digits_ubyte.gz, labels_ubyte.gz, key.txt")
     make.add_argument("out_dir")
-    make.add_argument("--seed", type=int, required=True, help="any integer (instructors: see python -m autograder.hw02_data)")
+    make.add_argument("--seed", type=int, required=True, help="any integer (instructors: see python -m autograder.hw02.data)")
     make.add_argument("--size", type=int, default=165, help="number of digits (default 165)")
     make.add_argument("--twins", type=int, default=15, help="number of evil twins (0 for none)")
     make.add_argument("--kind", choices=TWIN_KINDS, default="mixed")

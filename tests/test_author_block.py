@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from autograder.author_block import STATUSES, TEMPLATE_AID, check_author_block
+from autograder.hw02.author_block import STATUSES, TEMPLATE_AID, check_author_block
 from noisylabels.evil_twins import STUDENT_STUB
 
 CODE = '"""Find the evil twins."""\n\nimport argparse\n\n\ndef main():\n    pass\n'

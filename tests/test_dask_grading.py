@@ -25,10 +25,10 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from autograder import dask_grading
-from autograder import hw02_rules as rules
-from autograder.evil_twins import COLUMNS, GraderError, GradingIncomplete, grade_all, main
-from autograder.hw02_data import load_final_sets, make_final_sets
+from autograder.hw02 import dask_grading
+from autograder.hw02 import rules
+from autograder.hw02.grade import COLUMNS, GraderError, GradingIncomplete, grade_all, main
+from autograder.hw02.data import load_final_sets, make_final_sets
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPERS = rules.course_helpers(ROOT / "solutions" / rules.HW02)
@@ -307,7 +307,7 @@ def test_rerun_after_the_grader_is_killed_grades_only_the_rest(tmp_path, final):
     programs = {f"s{i}": "import time\ntime.sleep(2)\nprint('0')\n" for i in range(6)}
     subs = class_folder(tmp_path, programs)
     out = tmp_path / "grades.csv"
-    command = [sys.executable, "-m", "autograder.evil_twins", str(subs), "--final", str(final),
+    command = [sys.executable, "-m", "autograder.hw02.grade", str(subs), "--final", str(final),
                "--out", str(out), "--time-limit", "20s", "--scheduler", "local:2", "--no-similarity"]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              start_new_session=True)

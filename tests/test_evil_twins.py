@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import hw02_rules as rules
+from autograder.hw02 import rules
 from noisylabels import evil_twins as et
 from noisylabels import read_idx_images, read_idx_labels
 

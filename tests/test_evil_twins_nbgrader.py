@@ -21,10 +21,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import hw02_rules as rules
-from autograder.hw02_data import load_final_sets, make_final_sets
+from autograder.hw02 import rules
+from autograder.hw02.data import load_final_sets, make_final_sets
 from noisylabels.course import tool_env
-from autograder.kernel_sandbox import UNSAFE_ENV
+from autograder.nbgrader_plugins.kernel_sandbox import UNSAFE_ENV
 from noisylabels import evil_twins as et
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Homework 2's grader against hostile and broken submissions, through the real sandbox.
 
-Each case runs a small program as the grader does (``python -m autograder.evil_twins``
+Each case runs a small program as the grader does (``python -m autograder.hw02.grade``
 in a subprocess, so that its own command line names the key, or ``run_submission``) and
 asserts the status and score recorded, that nothing outside the program's scratch folder
 changed, and that no process it started survives. The programs are what a student who
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import hw02_rules as rules
+from autograder.hw02 import rules
 from autograder import sandbox
-from autograder.evil_twins import GraderError, grade_all
-from autograder.hw02_data import load_final_sets, make_final_sets
+from autograder.hw02.grade import GraderError, grade_all
+from autograder.hw02.data import load_final_sets, make_final_sets
 from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def class_folder(tmp_path, programs: dict) -> Path:
 
 def grade_cli(subs, final_set, out, *extra, time_limit=SHORT):
     """The stand-alone grader as an instructor runs it, with the key path on its command line."""
-    run = subprocess.run([sys.executable, "-m", "autograder.evil_twins", str(subs),
+    run = subprocess.run([sys.executable, "-m", "autograder.hw02.grade", str(subs),
                           "--data", str(final_set.data), "--labels", str(final_set.labels),
                           "--key", str(final_set.key), "--out", str(out), "--time-limit", time_limit,
                           *extra], capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -238,7 +238,7 @@ def test_public_digits_course_library_and_generator_are_out_of_reach(tmp_path, f
 @pytest.mark.slow
 def test_final_data_are_unguessable_and_share_no_digit_with_the_public_pool(tmp_path):
     from noisylabels.data import read_idx_images
-    from autograder.hw02_data import _public_pool
+    from autograder.hw02.data import _public_pool
 
     make_final_sets(tmp_path / "a", size=60, n_twins=6, log=lambda *a: None)
     make_final_sets(tmp_path / "b", size=60, n_twins=6, log=lambda *a: None)
@@ -505,7 +505,7 @@ def test_known_errors_score_by_the_rule(tmp_path, final_set):
     (None, "duplicate rows"),
 ])
 def test_resume_regrades_rows_it_cannot_trust(tmp_path, final_set, existing, why):
-    from autograder.evil_twins import COLUMNS
+    from autograder.hw02.grade import COLUMNS
 
     subs = class_folder(tmp_path, {"mallory": "print('')\n", "ann": answer(final_set.evil)})
     out = tmp_path / "grades.csv"
@@ -566,7 +566,7 @@ def test_bad_grader_inputs_stop_before_grading_and_keep_existing_grades(tmp_path
     else:
         key = broken / "key.txt"
         key.write_text("1, 2, 4000\n")
-    run = subprocess.run([sys.executable, "-m", "autograder.evil_twins", str(subs), "--data", str(data),
+    run = subprocess.run([sys.executable, "-m", "autograder.hw02.grade", str(subs), "--data", str(data),
                           "--labels", str(labels), "--key", str(key), "--out", str(out)],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert run.returncode == 2
@@ -575,7 +575,7 @@ def test_bad_grader_inputs_stop_before_grading_and_keep_existing_grades(tmp_path
 
 
 def test_missing_final_folder_says_how_to_make_it(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "autograder.evil_twins", str(tmp_path),
+    run = subprocess.run([sys.executable, "-m", "autograder.hw02.grade", str(tmp_path),
                           "--final", str(tmp_path / "nowhere")], capture_output=True, text=True,
                          timeout=60, cwd=ROOT)
     assert run.returncode == 2 and "make-final" in run.stderr

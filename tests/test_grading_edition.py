@@ -1,4 +1,4 @@
-"""The library's reference implementations are withheld while a homework is graded (autograder/grading_edition.py).
+"""The library's reference implementations are withheld while a homework is graded (autograder/nbgrader_plugins/grading_edition.py).
 
 Quick tests build each homework's grading edition and import it in a fresh Python (a
 copy of the package); the sandbox tests run hostile cells in a sandboxed autograde kernel,
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from autograder import grading_edition, hw01_grading, hw03_grading, hw04_grading
+from autograder.nbgrader_plugins import grading_edition, hw01_grading, hw03_grading, hw04_grading
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "noisylabels"
@@ -156,7 +156,7 @@ ATTEMPTS = [
 
 
 def run_graded(folder, assignment, cells, timeout=120):
-    from autograder.kernel_sandbox import SandboxedExecute
+    from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 
     nb = new_notebook(cells=[new_code_cell(s) for s in cells])
     resources = {"metadata": {"path": str(folder)}, "nbgrader": {"assignment": assignment, "student": "s"}}
@@ -196,7 +196,7 @@ def test_other_assignments_and_plain_kernels_keep_the_whole_library(tmp_path):
 
 @pytest.mark.usefixtures("require_sandbox")
 def test_autograde_stops_before_any_kernel_when_a_withheld_name_is_gone(tmp_path):
-    from autograder.kernel_sandbox import SandboxedExecute
+    from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 
     grading_edition.withhold("hw99_renamed", "homework 99", {"noisylabels.noise": ("corrupt_labels_renamed",)})
     nb = new_notebook(cells=[new_code_cell("open('ran.txt', 'w').write('kernel ran')")])

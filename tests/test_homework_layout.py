@@ -143,7 +143,7 @@ def test_student_facing_text_names_no_internal_source_documents(path):
 @homework
 def test_introduction_states_what_grading_withholds(path):
     """Homeworks whose graders withhold library functions say so, and that Validate is only a first check."""
-    from autograder import grading_edition, hw01_grading, hw03_grading, hw04_grading  # noqa: F401 (register)
+    from autograder.nbgrader_plugins import grading_edition, hw01_grading, hw03_grading, hw04_grading  # noqa: F401 (register)
 
     entry = grading_edition.withheld(path.stem)
     if entry is None:

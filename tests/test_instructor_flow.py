@@ -23,7 +23,7 @@ def instructor_commands() -> list[str]:
 
 def test_readme_instructor_flow_registers_grades_and_exports_to_its_own_file():
     commands = instructor_commands()
-    assert commands[0].startswith("python -m autograder.hw02_data make-final")
+    assert commands[0].startswith("python -m autograder.hw02.data make-final")
     assert "noisylabels assignments --register" in commands
     assert any(c.startswith("nbgrader autograde ") for c in commands)
     export = [c for c in commands if c.startswith("nbgrader export")]

@@ -1,4 +1,4 @@
-"""Notebook kernels during autograde run in the grading sandbox (autograder/kernel_sandbox.py).
+"""Notebook kernels during autograde run in the grading sandbox (autograder/nbgrader_plugins/kernel_sandbox.py).
 
 One notebook of hostile cells runs through ``SandboxedExecute`` (nbgrader's ``Execute``
 with the sandboxed kernel manager), as ``nbgrader autograde`` runs a submission.
@@ -10,7 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder import sandbox
-from autograder.kernel_sandbox import SandboxedExecute
+from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 
 ROOT = Path(__file__).resolve().parent.parent
 

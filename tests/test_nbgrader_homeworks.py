@@ -19,9 +19,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import hw01_grading, hw03_grading, hw04_grading  # noqa: F401 (they declare what is withheld)
-from autograder.grading_edition import withheld
-from autograder.nbgrader_preprocessors import hidden_lines
+from autograder.nbgrader_plugins import hw01_grading, hw03_grading, hw04_grading  # noqa: F401 (they declare what is withheld)
+from autograder.nbgrader_plugins.grading_edition import withheld
+from autograder.nbgrader_plugins.preprocessors import hidden_lines
 from noisylabels.course import tool_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ builtins.AssertionError = type("NotAnError", (Exception,), {})
 # and a second, hand-made check object claims everything passed.
 FORGE_CHEAT = '''\
 from IPython.display import display
-import autograder.check_data as _cd
+import autograder.nbgrader_plugins.check_data as _cd
 def _forged(**values):
     display({_cd.MIME: {"version": 1, "values": {k: 1.0 for k in values}}}, raw=True)
 _cd.emit = _forged

@@ -6,9 +6,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.check_data import MIME, read_emitted, to_data
-from autograder.outside_kernel import GradingContext, check_values, registered
-from autograder.outside_kernel import CheckFailed
+from autograder.nbgrader_plugins.check_data import MIME, read_emitted, to_data
+from autograder.nbgrader_plugins.outside_kernel import GradingContext, check_values, registered
+from autograder.nbgrader_plugins.outside_kernel import CheckFailed
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADED_OUTSIDE = ["hw01_label_corruption", "hw03_robust_losses", "hw04_reweighting"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.release_stubs import ReleaseStubError, write_release_stubs
+from autograder.nbgrader_plugins.release_stubs import ReleaseStubError, write_release_stubs
 from noisylabels import evil_twins as et
 from noisylabels.course import tool_env
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.similarity import COLUMNS, DEFAULT_THRESHOLD, main, similarity_report
+from autograder.hw02.similarity import COLUMNS, DEFAULT_THRESHOLD, main, similarity_report
 from noisylabels.evil_twins import STUDENT_STUB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -433,7 +433,7 @@ def test_nbgraders_submitted_layout_is_found(tmp_path):
 
 
 def test_the_command_line_reads_nbgraders_submitted_folder(tmp_path):
-    """``python -m autograder.similarity submitted/`` after ``nbgrader collect``, as the README says."""
+    """``python -m autograder.hw02.similarity submitted/`` after ``nbgrader collect``, as the README says."""
     course = tmp_path / "course"
     release = Path(__file__).resolve().parent.parent / "solutions" / "hw02_evil_twins"
     for student in ("ada", "bob", "eve", "cy"):
@@ -448,7 +448,7 @@ def test_the_command_line_reads_nbgraders_submitted_folder(tmp_path):
     other = course / "submitted" / "dan" / "hw01_label_corruption"  # another homework only
     other.mkdir(parents=True)
     (other / "hw01_label_corruption.ipynb").write_text("{}")
-    run = subprocess.run([sys.executable, "-m", "autograder.similarity", str(course / "submitted"),
+    run = subprocess.run([sys.executable, "-m", "autograder.hw02.similarity", str(course / "submitted"),
                           "--out", str(course / "similarity.csv"), "--html", str(course / "similarity.html")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

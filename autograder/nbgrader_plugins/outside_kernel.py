@@ -23,7 +23,7 @@ A grader function takes a :class:`GradingContext` and returns a :class:`CellGrad
 
 The module lists the grader modules to import in the trait ``grader_modules``
 (``nbgrader_config.py``). Helpers for grader functions: :func:`check_values` (the cell's
-emitted data, see :mod:`autograder.check_data`), :func:`require` and :class:`CheckFailed`
+emitted data, see :mod:`autograder.nbgrader_plugins.check_data`), :func:`require` and :class:`CheckFailed`
 (an instructor's message; 0 points), :func:`full_marks`, :func:`as_array`.
 If a grader function raises :class:`CheckFailed` or finds missing or malformed data, the
 cell gets 0 points and a message; any other exception also gives 0 points, with a
@@ -45,7 +45,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List, Unicode
 
-from .check_data import MissingCheckData, read_emitted
+from autograder.nbgrader_plugins.check_data import MissingCheckData, read_emitted
 
 __all__ = [
     "GradingContext", "CellGrade", "register", "registered", "GradeOutsideKernel",
@@ -170,7 +170,7 @@ class GradeOutsideKernel(NbGraderPreprocessor):
 
     grader_modules = List(
         Unicode(), default_value=[],
-        help="Modules to import so that their @register calls run (e.g. 'autograder.hw01_grading').",
+        help="Modules to import so that their @register calls run (e.g. 'autograder.nbgrader_plugins.hw01_grading').",
     ).tag(config=True)
 
     def _import_graders(self) -> None:

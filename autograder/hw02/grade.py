@@ -1,13 +1,13 @@
 """Grade homework 2 ("evil twins") submissions outside nbgrader.
 
-    python -m autograder.evil_twins SUBMISSIONS_DIR --final instructor/hw02_evil_twins
+    python -m autograder.hw02.grade SUBMISSIONS_DIR --final instructor/hw02_evil_twins
         [--out hw02_grades.csv] [--time-limit 3m] [--jobs 1 | --scheduler ADDRESS|local:N]
         [--unsafe-sandbox]
-    python -m autograder.evil_twins SUBMISSIONS_DIR --data D --labels L --key K [...]
+    python -m autograder.hw02.grade SUBMISSIONS_DIR --data D --labels L --key K [...]
 
 ``SUBMISSIONS_DIR/<student>/hw02.py`` is run for every student exactly as the homework's
 rules say (``timeout -k 1s 3m python3 hw02.py --data ... --labels ...``) in the isolated
-sandbox (:mod:`autograder.sandbox`, :mod:`autograder.hw02_rules`), once per final data
+sandbox (:mod:`autograder.sandbox`, :mod:`autograder.hw02.rules`), once per final data
 set; the score is the mean of the sets' scores. The keys never leave this process.
 
 The grades file gets one row per student as soon as the student is graded, written
@@ -17,10 +17,10 @@ grades again every student whose row is missing or not trustworthy. Reasons for 
 go to ``<out>.log``; each row records the author-block check (``ok``, ``missing``,
 ``incomplete``; it never changes the score). After grading, the class's similarity report
 is written next to the grades (``<out stem>_similarity.csv`` and ``.html``, see
-:mod:`autograder.similarity`). Problems of the grader's own (a missing or malformed data or key
+:mod:`autograder.hw02.similarity`). Problems of the grader's own (a missing or malformed data or key
 file, no sandbox) stop it before any student is graded, with the reason.
 
-With ``--scheduler`` the programs run on Dask workers (:mod:`autograder.dask_grading`):
+With ``--scheduler`` the programs run on Dask workers (:mod:`autograder.hw02.dask_grading`):
 each task gets the bytes of the program, data and helpers, never a key; the rows are
 scored and written here as tasks finish. A student whose task is lost for good (its
 worker died again after Dask's retry) gets no row, so a rerun grades it; the run then
@@ -41,10 +41,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import sandbox
-from .author_block import check_author_block
-from .hw02_data import load_final_sets, validate_set
-from .hw02_rules import (DEFAULT_TIME_LIMIT, MAX_PROGRAM_BYTES, STATUSES, Grade, course_helpers,
+from autograder import sandbox
+from autograder.hw02.author_block import check_author_block
+from autograder.hw02.data import load_final_sets, validate_set
+from autograder.hw02.rules import (DEFAULT_TIME_LIMIT, MAX_PROGRAM_BYTES, STATUSES, Grade, course_helpers,
                          grade_submission, parse_time_limit, score_runs)
 
 COLUMNS = ["student", "errors", "missed", "false_flags", "score", "status", "seconds",
@@ -194,10 +194,10 @@ def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, 
               limits=None, unsafe=False, scheduler=None, log=print) -> list:
     """Grade every student of ``submissions`` without a trusted row in ``out``; return the new rows.
 
-    ``sets`` are :class:`autograder.hw02_data.FinalSet` (checked data, labels and key).
+    ``sets`` are :class:`autograder.hw02.data.FinalSet` (checked data, labels and key).
     ``scheduler``: ``None`` grades here (``jobs`` at once); a Dask scheduler address,
     ``local:N`` or a :class:`distributed.Client` runs the programs on Dask workers and
-    scores them here (:mod:`autograder.dask_grading`; the keys never leave this process).
+    scores them here (:mod:`autograder.hw02.dask_grading`; the keys never leave this process).
     Raises :class:`GraderError` for the grader's own problems, before grading anyone, and
     :class:`GradingIncomplete` at the end if some students could not be graded.
     """
@@ -271,9 +271,9 @@ def grade_all(submissions, sets, out, *, time_limit=DEFAULT_TIME_LIMIT, jobs=1, 
 
 def _grade_on_cluster(scheduler, submissions, todo, sets, helpers, record, *, time_limit, limits,
                       unsafe, log):
-    """The programs run on Dask workers (:mod:`autograder.dask_grading`); scoring happens here."""
+    """The programs run on Dask workers (:mod:`autograder.hw02.dask_grading`); scoring happens here."""
     try:
-        from . import dask_grading
+        from autograder.hw02 import dask_grading
     except ImportError as exc:
         raise GraderError(f"--scheduler needs Dask's distributed package ({exc}); "
                           f"pip install 'distributed>=2024.1'") from None
@@ -313,11 +313,11 @@ def _grade_on_cluster(scheduler, submissions, todo, sets, helpers, record, *, ti
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.evil_twins",
+    parser = argparse.ArgumentParser(prog="python -m autograder.hw02.grade",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("submissions", help="folder of <student>/hw02.py")
     parser.add_argument("--final", default=None,
-                        help="instructor folder with set*/ (from python -m autograder.hw02_data make-final)")
+                        help="instructor folder with set*/ (from python -m autograder.hw02.data make-final)")
     parser.add_argument("--data", action="append", default=[], help="IDX digits file (repeatable)")
     parser.add_argument("--labels", action="append", default=[], help="IDX labels file (repeatable)")
     parser.add_argument("--key", action="append", default=[], help="answer key file (repeatable)")
@@ -365,7 +365,7 @@ def main(argv=None):
 
 def write_similarity_report(submissions, out) -> None:
     """The similarity report of the whole class, next to the grades (``<out>`` stem + ``_similarity``)."""
-    from .similarity import similarity_report
+    from autograder.hw02.similarity import similarity_report
 
     out = Path(out)
     csv_path = out.with_name(out.stem + "_similarity.csv")

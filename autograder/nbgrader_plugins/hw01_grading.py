@@ -1,9 +1,9 @@
 """Homework 1 (label corruption): the grade cells' checks, run in the nbgrader process.
 
 Each hidden test region of ``solutions/hw01_label_corruption`` calls the student's
-functions on fixed inputs and emits what they returned (:mod:`autograder.check_data`).
+functions on fixed inputs and emits what they returned (:mod:`autograder.nbgrader_plugins.check_data`).
 The functions here recompute the inputs and the reference values with the course
-library in the grader process and decide the points (see :mod:`autograder.outside_kernel`).
+library in the grader process and decide the points (see :mod:`autograder.nbgrader_plugins.outside_kernel`).
 The messages are the instructor's assertion messages; a cell gets its points only if
 every check of the cell (the visible ones and the hidden ones) holds.
 """
@@ -14,14 +14,14 @@ import numpy as np
 
 import noisylabels as nl
 
-from .grading_edition import withhold
-from .outside_kernel import CheckFailed, as_array, check_values, full_marks, register, require
+from autograder.nbgrader_plugins.grading_edition import withhold
+from autograder.nbgrader_plugins.outside_kernel import CheckFailed, as_array, check_values, full_marks, register, require
 
 HW = "hw01_label_corruption"
 NUM_CLASSES = 10
 
 #: What the students write themselves: withheld from the library while the notebook is graded
-#: (autograder/grading_edition.py). No library function homework 1 uses calls them
+#: (autograder/nbgrader_plugins/grading_edition.py). No library function homework 1 uses calls them
 #: (``corruption_sweep`` and ``make_grokking_data`` do, and stop working too).
 BLOCKED = withhold(HW, "homework 1", {
     "noisylabels.noise": ("corrupt_labels", "noise_transition_matrix", "MislabeledDataset"),

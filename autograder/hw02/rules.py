@@ -7,8 +7,8 @@ through the isolated sandbox (:mod:`autograder.sandbox`) with a runtime that has
 and PyTorch only (not the course library, its generator, or any package that ships
 labelled digits), and ``hw02.py`` may be at most :data:`MAX_PROGRAM_BYTES`.
 
-Used by both grading paths: ``python -m autograder.evil_twins`` and homework 2's nbgrader
-graders (:mod:`autograder.hw02_grading`).
+Used by both grading paths: ``python -m autograder.hw02.grade`` and homework 2's nbgrader
+graders (:mod:`autograder.nbgrader_plugins.hw02_grading`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sandbox
+from autograder import sandbox
 
 __all__ = [
     "HW02",
@@ -166,7 +166,7 @@ class RunResult:
 def course_helpers(assignment_dir=None) -> list:
     """The helper files a submission may import (the assignment's ``mnist_util.py``)."""
     if assignment_dir is None:
-        assignment_dir = Path(__file__).resolve().parent.parent / "solutions" / HW02
+        assignment_dir = Path(__file__).resolve().parents[2] / "solutions" / HW02
     helper = Path(assignment_dir) / "mnist_util.py"
     return [helper] if helper.exists() else []
 
@@ -251,7 +251,7 @@ def run_sets(program, sets, *, time_limit=None, helpers=(), limits=None, unsafe:
     """Run ``program`` on each of ``sets`` (``(data_path, labels_path, n_digits)``): its runs, in order.
 
     No key is needed (or given): this is the part of grading that may happen on another
-    machine (:mod:`autograder.dask_grading`). A missing or oversized ``hw02.py`` is the
+    machine (:mod:`autograder.hw02.dask_grading`). A missing or oversized ``hw02.py`` is the
     same on every set, so the runs stop after the first one then.
     """
     runs = []

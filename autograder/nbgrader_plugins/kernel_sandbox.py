@@ -17,12 +17,12 @@ isolation as :mod:`autograder.sandbox`:
 - limits on memory, processes and file size (util-linux ``prlimit``); when the kernel
   shuts down, its PID namespace and every process of its uid are killed;
 - the course library's **grading edition** of the assignment being graded
-  (:mod:`autograder.grading_edition`): the reference implementations the homework asks
+  (:mod:`autograder.nbgrader_plugins.grading_edition`): the reference implementations the homework asks
   students to write are replaced, on disk as the kernel sees it, by stubs that raise.
 
 Points are still read from the executed notebook by nbgrader; what a grade cell's
 output can claim is limited by grading outside the kernel
-(:mod:`autograder.outside_kernel`).
+(:mod:`autograder.nbgrader_plugins.outside_kernel`).
 
 Where isolation is impossible, autograde stops with the reason, unless
 ``NOISYLABELS_UNSAFE_SANDBOX=1`` is set (then kernels run as nbgrader's do by default,
@@ -42,7 +42,8 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from nbgrader.preprocessors import Execute
 
-from . import grading_edition, sandbox
+from autograder import sandbox
+from autograder.nbgrader_plugins import grading_edition
 
 __all__ = ["UNSAFE_ENV", "KERNEL_LIMITS", "SandboxedKernelManager", "SandboxedExecute"]
 
@@ -166,7 +167,7 @@ class SandboxedExecute(Execute):
 
     def _import_graders(self) -> None:
         """The grader modules (``GradeOutsideKernel.grader_modules``) declare what each assignment withholds."""
-        from .outside_kernel import GradeOutsideKernel
+        from autograder.nbgrader_plugins.outside_kernel import GradeOutsideKernel
 
         for name in GradeOutsideKernel(config=self.config).grader_modules:
             importlib.import_module(name)

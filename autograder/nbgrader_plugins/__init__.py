@@ -1,0 +1,9 @@
+"""The nbgrader integration (configured in ``nbgrader_config.py``).
+
+- ``kernel_sandbox``: autograde's notebook kernels run in the grading sandbox;
+- ``outside_kernel`` with ``check_data``: grade cells scored in the nbgrader process from the
+  data a kernel reports, by the ``hwNN_grading`` modules;
+- ``grading_edition``: the library's reference implementations withheld from those kernels;
+- ``preprocessors``: restoring locked cells, hiding hidden tests in the feedback;
+- ``release_stubs``: reference scripts replaced by stubs at release.
+"""
