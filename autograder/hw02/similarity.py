@@ -13,12 +13,19 @@ the released starter code (the ``hw02.py`` stub, ``train_linear_mnist.py``,
 ``mnist_util.py``) are removed first, so students who merely started from it do not
 match each other.
 
+Every program is also compared with the code the course publishes (the reference
+``hw02.py``, ``noisylabels/detection.py``, the code cells of ``lessons/*.ipynb``): a
+student whose program largely matches it gets a row of its own, ``student_b`` being
+``published: <file>`` and the similarity the share of the student's file that matches.
+Published code is not subtracted: copying it is what the row reports.
+
 A pair's ``similarity`` is the larger of the two shares "matched tokens / the file's own
 (non-starter) tokens", where a file's own tokens count as at least :data:`MIN_TOKENS` so
 that a few identical lines added to two otherwise untouched stubs cannot reach 100 %.
 Pairs at or above the threshold go to the CSV (``student_a, student_b, similarity,
 aid_a, aid_b``), most similar first; ``aid_*`` is the Aid of the student's author block
-(empty when there is none). The HTML view shows each pair side by side, matched regions
+(empty when there is none). Cells that a spreadsheet would read as a formula are
+escaped (:func:`autograder.hw02.csv_safe.csv_safe`). The HTML view shows each pair side by side, matched regions
 highlighted. Similarity is a reason to look, never a verdict or a grade.
 """
 
@@ -29,19 +36,23 @@ import csv
 import html as html_lib
 import io
 import itertools
+import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.hw02.author_block import AuthorBlock, check_author_block
+from autograder.hw02.csv_safe import csv_safe_row
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_THRESHOLD",
     "MIN_TOKENS",
     "Submission",
+    "PUBLISHED",
     "default_boilerplate",
+    "published_code",
     "find_submissions",
     "compare_submissions",
     "similarity_report",
@@ -63,6 +74,8 @@ MIN_TOKENS = 200
 MAX_BYTES = 1_000_000
 
 PROGRAM = "hw02.py"
+#: How a published file is named in the report's ``student_b`` column.
+PUBLISHED = "published: "
 _NBGRADER_FOLDER = "hw02_evil_twins"
 
 
@@ -88,6 +101,24 @@ def default_boilerplate() -> list:
         path = folder / name
         if path.exists():
             sources.append((name, path.read_text(encoding="utf-8")))
+    return sources
+
+
+def published_code() -> list:
+    """The code the course publishes as ``(name, text)``: the reference ``hw02.py``,
+    ``noisylabels/detection.py`` and the code cells of every lesson (``lessons/*.ipynb``)."""
+    from noisylabels.evil_twins import HW02
+
+    root = Path(__file__).resolve().parents[2]
+    sources = []
+    for name in (f"solutions/{HW02}/hw02.py", "noisylabels/detection.py"):
+        if (root / name).is_file():
+            sources.append((name, (root / name).read_text(encoding="utf-8")))
+    for lesson in sorted((root / "lessons").glob("*.ipynb")):
+        cells = json.loads(lesson.read_text(encoding="utf-8")).get("cells", [])
+        code = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                for c in cells if c.get("cell_type") == "code"]
+        sources.append((f"lessons/{lesson.name}", "\n\n".join(code)))
     return sources
 
 
@@ -168,30 +199,38 @@ def _load_boilerplate(files) -> list:
     return sources
 
 
-def compare_submissions(subs: list, threshold: float = DEFAULT_THRESHOLD) -> list:
+def _pair(a: Submission, b: Submission, *, own_share_only: bool = False):
+    """The pair's dict (see :func:`compare_submissions`), or ``None`` if they share nothing.
+
+    ``own_share_only``: the similarity is ``a``'s matched share alone (``b`` is published
+    code, much larger than a program that copies part of it)."""
+    from copydetect import compare_files
+
+    fa, fb = a.fingerprint, b.fingerprint
+    if not fa.hashes & fb.hashes:
+        return None
+    _, (sim_a, sim_b), (slices_a, slices_b) = compare_files(fa, fb)
+    share_a = sim_a * fa.token_coverage / max(fa.token_coverage, MIN_TOKENS)
+    share_b = sim_b * fb.token_coverage / max(fb.token_coverage, MIN_TOKENS)
+    similarity = round(float(share_a if own_share_only else max(share_a, share_b)), 3)
+    return {"student_a": a.student, "student_b": b.student, "similarity": similarity,
+            "aid_a": a.block.aid or "", "aid_b": b.block.aid or "",
+            "share_a": float(share_a), "share_b": float(share_b),
+            "slices_a": slices_a, "slices_b": slices_b}
+
+
+def compare_submissions(subs: list, threshold: float = DEFAULT_THRESHOLD, published=()) -> list:
     """Pairs of :class:`Submission` at or above ``threshold``, most similar first.
 
     Each pair is a dict: the CSV's columns plus ``share_a``/``share_b`` (each file's
     matched share) and ``slices_a``/``slices_b`` (matched character ranges, for the HTML).
+    Every submission is also paired with each of ``published`` (Submissions of published
+    code, see :func:`published_code`), scored by the submission's own matched share.
     """
-    from copydetect import compare_files
-
-    pairs = []
-    for a, b in itertools.combinations(sorted(subs, key=lambda s: s.student), 2):
-        fa, fb = a.fingerprint, b.fingerprint
-        if not fa.hashes & fb.hashes:
-            continue
-        _, (sim_a, sim_b), (slices_a, slices_b) = compare_files(fa, fb)
-        share_a = sim_a * fa.token_coverage / max(fa.token_coverage, MIN_TOKENS)
-        share_b = sim_b * fb.token_coverage / max(fb.token_coverage, MIN_TOKENS)
-        similarity = round(float(max(share_a, share_b)), 3)
-        if similarity >= threshold:
-            pairs.append({
-                "student_a": a.student, "student_b": b.student, "similarity": similarity,
-                "aid_a": a.block.aid or "", "aid_b": b.block.aid or "",
-                "share_a": float(share_a), "share_b": float(share_b),
-                "slices_a": slices_a, "slices_b": slices_b,
-            })
+    subs = sorted(subs, key=lambda s: s.student)
+    candidates = [_pair(a, b) for a, b in itertools.combinations(subs, 2)]
+    candidates += [_pair(a, b, own_share_only=True) for a in subs for b in published]
+    pairs = [p for p in candidates if p is not None and p["similarity"] >= threshold]
     pairs.sort(key=lambda p: (-p["similarity"], p["student_a"], p["student_b"]))
     return pairs
 
@@ -246,7 +285,8 @@ def write_html(path, pairs: list, subs: dict, *, threshold: float, problems: lis
 <html><head><meta charset="utf-8"><title>Homework 2: similar submissions</title>
 <style>{_STYLE}</style></head><body>
 <h1>Homework 2: similar submissions</h1>
-<p>{len(subs)} programs compared; {len(pairs)} pairs at or above {threshold:.0%}, most similar first.
+<p>{sum(not name.startswith(PUBLISHED) for name in subs)} programs compared (with each other and with the
+course's published code); {len(pairs)} pairs at or above {threshold:.0%}, most similar first.
 Highlighted: code the two programs share (after names, comments and layout are ignored and the
 starter code is removed: {esc(", ".join(boilerplate_names)) or "none"}).
 Similarity is a reason to look, not a verdict.</p>
@@ -261,13 +301,15 @@ Similarity is a reason to look, not a verdict.</p>
 
 def similarity_report(submissions_dir, out_csv, html=None, threshold: float = DEFAULT_THRESHOLD,
                       boilerplate=None, *, default_boilerplate_files: bool = True,
-                      log=print) -> list:
+                      compare_published: bool = True, log=print) -> list:
     """Compare every pair of ``SUBMISSIONS_DIR/<student>/hw02.py``; write the CSV (and HTML).
 
     ``boilerplate`` lists extra starter files to subtract, on top of the released starter
     code (unless ``default_boilerplate_files=False``). Students whose program is missing,
     binary or too large are left out with a message through ``log``; the other pairs are
-    still reported. Returns the CSV's rows (dicts with :data:`COLUMNS`), most similar first.
+    still reported. With ``compare_published`` (the default) every program is also compared
+    with :func:`published_code`. Returns the CSV's rows (dicts with :data:`COLUMNS`), most
+    similar first.
     """
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be a share in (0, 1], got {threshold!r}")
@@ -286,16 +328,19 @@ def similarity_report(submissions_dir, out_csv, html=None, threshold: float = DE
         problems.append(f"no {PROGRAM} to compare in {str(submissions_dir)!r}")
     elif len(subs) == 1:
         problems.append("only one program: no pairs to compare")
-    pairs = compare_submissions(list(subs.values()), threshold)
+    published = {PUBLISHED + name: Submission(PUBLISHED + name, Path(name), text, check_author_block(text),
+                                              _fingerprint(name, text, hashes))
+                 for name, text in (published_code() if compare_published else [])}
+    pairs = compare_submissions(list(subs.values()), threshold, published=list(published.values()))
 
     rows = [{c: p[c] for c in COLUMNS} for p in pairs]
     out_csv = Path(out_csv)
     with open(out_csv, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows({**r, "similarity": f"{r['similarity']:.3f}"} for r in rows)
+        writer.writerows(csv_safe_row({**r, "similarity": f"{r['similarity']:.3f}"}) for r in rows)
     if html is not None:
-        write_html(html, pairs, subs, threshold=threshold, problems=problems,
+        write_html(html, pairs, {**subs, **published}, threshold=threshold, problems=problems,
                    boilerplate_names=[name for name, _ in sources])
     for message in problems:
         log(f"similarity: {message}")
@@ -318,11 +363,14 @@ def main(argv=None) -> int:
                         help="more starter code to ignore (added to the released starter code)")
     parser.add_argument("--no-default-boilerplate", action="store_true",
                         help="do not subtract the released starter code")
+    parser.add_argument("--no-published", action="store_true",
+                        help="do not compare with the course's published code (reference, library, lessons)")
     args = parser.parse_args(argv)
     try:
         rows = similarity_report(args.submissions, args.out, html=args.html, threshold=args.threshold,
                                  boilerplate=args.boilerplate,
-                                 default_boilerplate_files=not args.no_default_boilerplate)
+                                 default_boilerplate_files=not args.no_default_boilerplate,
+                                 compare_published=not args.no_published)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
