@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ import nbformat
 import pytest
 
 from autograder.hw02 import rules
-from autograder.hw02.data import load_final_sets, make_final_sets
+from autograder.hw02.data import DEBUGGING_FOLDER, load_debugging_set, load_final_sets, make_final_sets
 from noisylabels.course import tool_env
 from autograder.nbgrader_plugins.kernel_sandbox import UNSAFE_ENV
 from noisylabels import evil_twins as et
@@ -66,6 +67,23 @@ for path in found:
             print("not written:", exc)
 print("found", found)
 final_points = 90
+'''
+
+# Part 1 by name or content: the released debugging file's public key, printed whenever the
+# data look like it (issue 22: `if "bad_" in args.data: print(KNOWN)`).
+PRINTS_PUBLIC_KEY = '''\
+# Author: Kay Known
+# Netid: kk13
+# Aid: none
+import argparse, gzip, hashlib
+p = argparse.ArgumentParser()
+p.add_argument("--data")
+p.add_argument("--labels")
+a = p.parse_args()
+if "bad_" in a.data or hashlib.sha256(gzip.open(a.labels).read()).hexdigest() == "PUBLIC_DIGEST":
+    print("PUBLIC_KEY")
+else:
+    print("")
 '''
 
 SEARCHES_FOR_KEY = '''\
@@ -120,16 +138,24 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
                            capture_output=True, text=True, timeout=1800)
     assert "make-final" in early.stdout + early.stderr
     assert not (course / "autograded" / "early" / HW02 / f"{HW02}.ipynb").exists()
-    shutil.rmtree(course / "submitted")
-
     final_dir = course / "instructor" / HW02
     make_final_sets(final_dir, n_sets=1, seed=20261130, log=lambda *a: None)
     final = load_final_sets(final_dir)[0]
+    secret = load_debugging_set(final_dir)
+
+    # a final folder from an older make-final (no Part 1 file): autograde stops, nobody gets 0 or 10
+    shutil.move(final_dir / DEBUGGING_FOLDER, tmp_path / "part1_aside")
+    older = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", HW02], cwd=course, env=env,
+                           capture_output=True, text=True, timeout=1800)
+    assert "re-run `python -m autograder.hw02.data make-final" in older.stdout + older.stderr
+    assert not (course / "autograded" / "early" / HW02 / f"{HW02}.ipynb").exists()
+    shutil.move(tmp_path / "part1_aside", final_dir / DEBUGGING_FOLDER)
+    shutil.rmtree(course / "submitted")
     debug_evil = et.make_evil_twin_set(**et.DEBUG_SETTINGS).evil
     clean_final = [i for i in range(final.n_digits) if i not in final.evil]
-    answers = {  # 3 missed + 4 wrongly flagged = 7 errors on the final set; 0 on the debugging file
+    answers = {  # 3 missed + 4 wrongly flagged = 7 errors on the final set; 0 on Part 1's secret file
         labels_digest(final.labels): ", ".join(map(str, sorted(final.evil[3:] + clean_final[:4]))),
-        labels_digest(release / "bad_labels_ubyte.gz"): ", ".join(map(str, debug_evil)),
+        labels_digest(secret.labels): ", ".join(map(str, secret.evil)),
     }
     programs = {
         "reference": (SOURCE / "hw02.py").read_text(),
@@ -138,6 +164,8 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
         "hangs": HANGS,
         "cheat_cells": et.STUDENT_STUB,
         "cheat_search": SEARCHES_FOR_KEY,
+        "public_key": PRINTS_PUBLIC_KEY.replace("PUBLIC_KEY", ", ".join(map(str, debug_evil))).replace(
+            "PUBLIC_DIGEST", labels_digest(release / "bad_labels_ubyte.gz")),
     }
     for student, program in programs.items():
         folder = course / "submitted" / student / HW02
@@ -158,8 +186,10 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
     scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "nbgrader_grades.csv"))}
 
     stub_points = 90 * rules.score_errors(len(final.evil)) / 100
+    assert stub_points == 0.0  # enough evil twins that an empty answer earns nothing
     assert scores["reference"] == 100.0
     assert scores["stub"] == pytest.approx(stub_points)
+    assert scores["public_key"] == 0.0  # the released key earns nothing on Part 1's secret file
     assert scores["known"] == pytest.approx(10 + 90 * rules.score_errors(7) / 100)
     assert scores["hangs"] == 0.0
     assert scores["cheat_cells"] == pytest.approx(stub_points)  # no more than the same stub
@@ -182,3 +212,61 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
     for student in programs:
         feedback = (course / "feedback" / student / HW02 / f"{HW02}.html").read_text()
         assert key_text not in feedback
+
+
+@pytest.mark.slow
+def test_autograde_refuses_a_submission_with_links_and_grades_the_others(tmp_path):
+    """``submitted/mallory/`` holds ``notes.txt -> the final key`` and ``hw02.py -> the
+    reference solution``: the real ``nbgrader autograde`` copies nothing of it (the old one
+    copied both into ``autograded/``, mode 444, and the feedback), says why, and grades
+    the honest students; nothing it writes is readable by other users."""
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(SOURCE, course / "solutions" / HW02,
+                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    env = tool_env(dict(os.environ, NOISYLABELS_SIZE="quick", OMP_NUM_THREADS="1"))
+    env[rules.TIME_LIMIT_ENV] = "30s"
+    for name in ("NOISYLABELS_GRADEBOOK", "NOISYLABELS_ROOT", "NOISYLABELS_HW02_FINAL", UNSAFE_ENV):
+        env.pop(name, None)
+    subprocess.run([sys.executable, "-m", "noisylabels.cli", "assignments", HW02, "--register"], cwd=course,
+                   env=env, check=True, capture_output=True, timeout=600)
+    release = course / "assignments" / HW02
+    final_dir = course / "instructor" / HW02
+    make_final_sets(final_dir, n_sets=1, seed=20261201, log=lambda *a: None)
+    final = load_final_sets(final_dir)[0]
+    for student in ("ann", "bob", "mallory"):
+        shutil.copytree(release, course / "submitted" / student / HW02)
+    mallory = course / "submitted" / "mallory" / HW02
+    (mallory / "notes.txt").symlink_to(os.path.relpath(final.key, mallory))
+    (mallory / "hw02.py").unlink()
+    (mallory / "hw02.py").symlink_to(os.path.relpath(SOURCE / "hw02.py", mallory))
+
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", HW02], cwd=course, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    log = run.stdout + run.stderr
+    assert "hw02.py is a symbolic link: submit the file itself" in log
+    assert "notes.txt is a symbolic link: submit the file itself" in log
+    assert run.returncode == 1 and "for student 'mallory'" in log  # nbgrader's summary of failures
+    refused = (course / "refused_submissions.log").read_text()
+    assert "mallory\thw02.py is a symbolic link: submit the file itself" in refused
+    assert not list((course / "autograded").glob("mallory/**/*.*"))
+    for student in ("ann", "bob"):
+        assert (course / "autograded" / student / HW02 / f"{HW02}.ipynb").exists()
+    nbgrader(course, env, "export", "--to", str(tmp_path / "grades.csv"))
+    scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    stub_points = 90 * rules.score_errors(len(final.evil)) / 100
+    assert scores == {"ann": pytest.approx(stub_points), "bob": pytest.approx(stub_points), "mallory": 0.0}
+    nbgrader(course, env, "generate_feedback", HW02)
+    assert (course / "feedback" / "ann" / HW02 / f"{HW02}.html").exists()
+
+    key_text = final.key.read_text().strip()
+    reference = (SOURCE / "hw02.py").read_text()
+    outputs = [course / "autograded", course / "feedback", course / "gradebook.db",
+               course / "refused_submissions.log"]
+    for top in outputs:
+        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is readable by others"
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                assert key_text not in text and reference[200:400] not in text, path

@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from noisylabels.data import read_idx_images, read_idx_labels, write_idx_images, write_idx_labels
-from noisylabels.evil_twins import TWIN_KINDS, make_evil_twin_set
+from noisylabels.evil_twins import DEBUG_SETTINGS, TWIN_KINDS, make_evil_twin_set
 
 from autograder.hw02.rules import HW02, read_key
 
-__all__ = ["FINAL_DIR_ENV", "FinalSet", "default_final_dir", "perturb_pool", "make_final_sets",
-           "load_final_sets", "validate_set"]
+__all__ = ["FINAL_DIR_ENV", "FinalSet", "default_final_dir", "perturb_pool", "synthesize_digits",
+           "make_final_sets", "load_final_sets", "load_debugging_set", "validate_set"]
 
 #: Overrides where the nbgrader path reads the final sets (default: the course's
 #: ``instructor/hw02_evil_twins``).
@@ -81,9 +81,8 @@ def _public_pool():
 def perturb_pool(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Every digit changed a little and secretly: noise on its ink and a contrast change.
 
-    The digits still look the same to a person and to a classifier, but none equals its
-    source pixel for pixel (checked), so a table of public digits cannot be used to look
-    the files up.
+    None equals its source pixel for pixel (checked). This alone stops exact matching,
+    not a perceptual lookup: :func:`synthesize_digits` makes the digits new.
     """
     img = images.astype(np.float64)
     ink = img > 0
@@ -97,6 +96,82 @@ def perturb_pool(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+# How new digits are made (see synthesize_digits): the share of digits made of two
+# halves, the largest turn (radians), scale range, shear, elastic displacement (pixels)
+# and its smoothness (Gaussian sigma, pixels).
+RECOMBINED_SHARE = 0.5
+TURN, SCALE, SHEAR = 0.25, (0.85, 1.15), 0.3
+ELASTIC_PIXELS, ELASTIC_SIGMA = 2.5, 3.0
+
+
+def _centred(img: np.ndarray) -> np.ndarray:
+    """The digit moved so that its ink's centre of mass is the image centre (as MNIST)."""
+    from scipy import ndimage
+
+    if img.sum() <= 0:
+        return img
+    cy, cx = ndimage.center_of_mass(img)
+    return ndimage.shift(img, (13.5 - cy, 13.5 - cx), order=1, mode="constant")
+
+
+def _recombined(top: np.ndarray, bottom: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The upper part of one digit joined smoothly to the lower part of another (same class)."""
+    split = rng.uniform(11, 17)
+    weight = (1 / (1 + np.exp(-(np.arange(28) - split) / 1.2)))[:, None]
+    return _centred(top) * (1 - weight) + _centred(bottom) * weight
+
+
+def _warped(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random affine change (turn, scale, shear) and a smooth elastic deformation."""
+    from scipy import ndimage
+
+    t, (sy, sx), sh = rng.uniform(-TURN, TURN), rng.uniform(*SCALE, size=2), rng.uniform(-SHEAR, SHEAR)
+    affine = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ np.array([[1, sh], [0, 1]])
+    affine = affine @ np.diag([sy, sx])
+    yy, xx = np.meshgrid(np.arange(28.0), np.arange(28.0), indexing="ij")
+    where = np.einsum("ij,jkl->ikl", np.linalg.inv(affine), np.stack([yy - 13.5, xx - 13.5])) + 13.5
+    field = np.stack([ndimage.gaussian_filter(rng.uniform(-1, 1, (28, 28)), ELASTIC_SIGMA) for _ in "yx"])
+    where += field / (np.abs(field).max() + 1e-9) * ELASTIC_PIXELS
+    return ndimage.map_coordinates(img, where, order=1, mode="constant")
+
+
+def _restroked(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thicker strokes (a third of the digits), thinner (a fifth), or unchanged."""
+    from scipy import ndimage
+
+    r = rng.random()
+    if r < 0.3:
+        return ndimage.grey_dilation(img, size=(2, 2))
+    if r < 0.5:
+        return 0.5 * (img + ndimage.grey_erosion(img, size=(2, 2)))
+    return img
+
+
+def synthesize_digits(images: np.ndarray, labels: np.ndarray, n: int,
+                      rng: np.random.Generator) -> tuple:
+    """``n`` new digits ``(uint8 images, labels)`` made from a pool, none of them in it.
+
+    Each is a digit of the pool, or (half of the time) the upper part of one digit of a
+    class joined to the lower part of another of the same class, then turned, scaled,
+    sheared, elastically deformed, its strokes made thicker or thinner, centred, and its
+    ink noised (:func:`perturb_pool`). It keeps its class: a person reads it as the same
+    digit. Its nearest digit in the pool is usually another one, often of another class,
+    so the pool (or a sketch of it) no longer gives its label by look-up.
+    """
+    X = images.astype(np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    by_class = [np.flatnonzero(labels == c) for c in range(10)]
+    classes = [c for c in range(10) if len(by_class[c])]
+    out = np.empty((n, 28, 28))
+    out_labels = rng.choice(classes, size=n)
+    for k, c in enumerate(out_labels):
+        img = X[rng.choice(by_class[c])]
+        if rng.random() < RECOMBINED_SHARE:
+            img = _recombined(img, X[rng.choice(by_class[c])], rng)
+        out[k] = _centred(_restroked(_warped(img, rng), rng))
+    return perturb_pool(np.clip(np.rint(out), 0, 255).astype(np.uint8), rng), out_labels.astype(np.int64)
+
+
 def _write_private(path: Path, write):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
@@ -104,9 +179,46 @@ def _write_private(path: Path, write):
     os.chmod(path, 0o600)
 
 
-def make_final_sets(out_dir, *, n_sets: int = 1, size: int = 165, n_twins: int = 15, kind: str = "mixed",
-                    seed: int | None = None, pool_images=None, pool_labels=None, log=print) -> list:
-    """Write ``n_sets`` final data sets with their keys to ``out_dir`` (private); return their folders."""
+#: The default final set: 300 digits, 30 evil twins (at least 23, so that an empty answer
+#: and a random answer of the same size score 0 under the 3-free, 5 %-each rule), 2 of
+#: them without their good twin (the homework warns that some may be absent).
+FINAL_SIZE, FINAL_TWINS, FINAL_ABSENT = 300, 30, 2
+#: Part 1's secret file: made like the released debugging file (165 digits, 15 exact
+#: evil twins, all good twins present) and named like it, in ``OUT/debugging/``.
+DEBUGGING_FOLDER = "debugging"
+DEBUG_DATA_NAME, DEBUG_LABELS_NAME = "bad_digits_ubyte.gz", "bad_labels_ubyte.gz"
+
+
+def _read_pool(pool_images, pool_labels):
+    images = read_idx_images(pool_images)
+    labels = read_idx_labels(pool_labels).astype(np.int64)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise ValueError(f"the pool must be 28x28 digits with one label each: got images "
+                         f"{images.shape}, labels {labels.shape}")
+    if images.dtype != np.uint8:
+        images = np.clip(np.rint(images * (255 if images.max() <= 1 else 1)), 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def _write_set(folder: Path, twin_set, data_name=DATA_NAME, labels_name=LABELS_NAME):
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, 0o700)
+    _write_private(folder / data_name, lambda p: write_idx_images(p, twin_set.images, compress=True))
+    _write_private(folder / labels_name, lambda p: write_idx_labels(p, twin_set.labels, compress=True))
+    _write_private(folder / KEY_NAME, lambda p: p.write_text(", ".join(map(str, twin_set.evil)) + "\n"))
+
+
+def make_final_sets(out_dir, *, n_sets: int = 1, size: int = FINAL_SIZE, n_twins: int = FINAL_TWINS,
+                    absent: int | None = FINAL_ABSENT, kind: str = "mixed", seed: int | None = None,
+                    pool_images=None, pool_labels=None, log=print) -> list:
+    """Write ``n_sets`` final data sets with their keys, and Part 1's secret debugging-like
+    file, to ``out_dir`` (private); return the sets' folders.
+
+    Every digit is new (:func:`synthesize_digits`, from the public offline MNIST digits
+    or the instructor's pool); the twins are planted by the course's generator
+    (:func:`noisylabels.evil_twins.make_evil_twin_set`) among them. ``absent`` evil
+    twins lack their good twin (``None``: the generator's default share for ``kind``).
+    """
     if kind not in TWIN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(TWIN_KINDS)}, got {kind!r}")
     seed = secrets.randbits(64) if seed is None else int(seed)
@@ -114,35 +226,33 @@ def make_final_sets(out_dir, *, n_sets: int = 1, size: int = 165, n_twins: int =
     if (pool_images is None) != (pool_labels is None):
         raise ValueError("give both --pool-images and --pool-labels, or neither")
     if pool_images is not None:
-        images = read_idx_images(pool_images)
-        labels = read_idx_labels(pool_labels).astype(np.int64)
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-            raise ValueError(f"the pool must be 28x28 digits with one label each: got images "
-                             f"{images.shape}, labels {labels.shape}")
-        if images.dtype != np.uint8:
-            images = np.clip(np.rint(images * (255 if images.max() <= 1 else 1)), 0, 255).astype(np.uint8)
+        images, labels = _read_pool(pool_images, pool_labels)
         pool_name = f"private pool {Path(pool_images).name} ({len(images)} digits)"
     else:
         images, labels = _public_pool()
-        pool_name = f"public offline MNIST ({len(images)} digits), secretly perturbed"
-    pool = (perturb_pool(images, rng), labels)
+        pool_name = f"public offline MNIST ({len(images)} digits)"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
-    folders, manifest = [], {"seed": str(seed), "pool": pool_name, "sets": []}
+    folders, manifest = [], {"seed": str(seed), "pool": pool_name + ", new digits synthesized from it",
+                             "sets": []}
     for i in range(n_sets):
-        set_seed = int(rng.integers(0, 2 ** 63))
-        s = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, seed=set_seed, digits=pool)
+        pool = synthesize_digits(images, labels, size, rng)
+        s = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, absent=absent,
+                               seed=int(rng.integers(0, 2 ** 63)), digits=pool)
         folder = out / f"set{i + 1}"
-        folder.mkdir(exist_ok=True)
-        os.chmod(folder, 0o700)
-        _write_private(folder / DATA_NAME, lambda p: write_idx_images(p, s.images, compress=True))
-        _write_private(folder / LABELS_NAME, lambda p: write_idx_labels(p, s.labels, compress=True))
-        _write_private(folder / KEY_NAME, lambda p: p.write_text(", ".join(map(str, s.evil)) + "\n"))
-        manifest["sets"].append({"folder": folder.name, "size": size, "twins": len(s.evil), "kind": kind})
+        _write_set(folder, s)
+        manifest["sets"].append({"folder": folder.name, "size": size, "twins": len(s.evil), "kind": kind,
+                                 "absent": sum(g < 0 for g in s.good_twin.values())})
         folders.append(folder)
+    debug = {k: v for k, v in DEBUG_SETTINGS.items() if k != "seed"}
+    s = make_evil_twin_set(**debug, seed=int(rng.integers(0, 2 ** 63)),
+                           digits=synthesize_digits(images, labels, debug["size"], rng))
+    _write_set(out / DEBUGGING_FOLDER, s, DEBUG_DATA_NAME, DEBUG_LABELS_NAME)
+    manifest["debugging"] = {"folder": DEBUGGING_FOLDER, **debug, "twins": len(s.evil)}
     _write_private(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
-    log(f"wrote {n_sets} final set(s) of {size} digits to {out} (mode 0700; keys 0600) from the {pool_name}")
+    log(f"wrote {n_sets} final set(s) of {size} digits ({n_twins} evil twins) and Part 1's secret "
+        f"debugging file to {out} (mode 0700; keys 0600), new digits made from the {pool_name}")
     return folders
 
 
@@ -177,6 +287,17 @@ def load_final_sets(final_dir=None, course_root=None) -> list:
     return [validate_set(s / DATA_NAME, s / LABELS_NAME, s / KEY_NAME) for s in sets]
 
 
+def load_debugging_set(final_dir=None, course_root=None) -> FinalSet:
+    """Part 1's secret debugging-like file (``OUT/debugging/``); ``FileNotFoundError`` with the fix."""
+    folder = (Path(final_dir) if final_dir else default_final_dir(course_root)) / DEBUGGING_FOLDER
+    if not (folder / DEBUG_DATA_NAME).is_file():
+        raise FileNotFoundError(
+            f"no secret debugging file for homework 2's Part 1 in {folder} (made by an older "
+            f"make-final): re-run `python -m autograder.hw02.data make-final --out {folder.parent}` "
+            f"(keep it private)")
+    return validate_set(folder / DEBUG_DATA_NAME, folder / DEBUG_LABELS_NAME, folder / KEY_NAME)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder.hw02.data",
                                      description="Homework 2: write the secret final grading data.")
@@ -184,8 +305,10 @@ def main(argv=None):
     make = sub.add_parser("make-final", help="write OUT/set*/{digits,labels}_ubyte.gz, key.txt (private)")
     make.add_argument("--out", default=None, help="folder (default: instructor/hw02_evil_twins of the course)")
     make.add_argument("--sets", type=int, default=1, help="number of data sets (default 1)")
-    make.add_argument("--size", type=int, default=165)
-    make.add_argument("--twins", type=int, default=15)
+    make.add_argument("--size", type=int, default=FINAL_SIZE, help=f"digits a set (default {FINAL_SIZE})")
+    make.add_argument("--twins", type=int, default=FINAL_TWINS, help=f"evil twins a set (default {FINAL_TWINS})")
+    make.add_argument("--absent", type=int, default=FINAL_ABSENT,
+                      help=f"evil twins without their good twin (default {FINAL_ABSENT})")
     make.add_argument("--kind", choices=TWIN_KINDS, default="mixed")
     make.add_argument("--seed", type=int, default=None,
                       help="for reproducible tests only; the default is 64 random bits from the OS")
@@ -194,7 +317,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         make_final_sets(args.out or default_final_dir(), n_sets=args.sets, size=args.size,
-                        n_twins=args.twins, kind=args.kind, seed=args.seed,
+                        n_twins=args.twins, absent=args.absent, kind=args.kind, seed=args.seed,
                         pool_images=args.pool_images, pool_labels=args.pool_labels)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

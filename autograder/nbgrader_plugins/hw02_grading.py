@@ -5,8 +5,11 @@ module in ``GradeOutsideKernel.grader_modules``). Both grade cells of
 ``hw02_evil_twins.ipynb`` get their points here, never from the student's kernel:
 
 - ``test_debugging`` (10 points): the submitted ``hw02.py`` (from ``submitted/``, as
-  collected) runs in the sandbox on the released debugging files; at most 3 errors earn
-  the points;
+  collected) runs in the sandbox on Part 1's secret file, made by ``make-final`` like the
+  released debugging file (165 digits, 15 exact evil twins) and under the same names
+  (``bad_digits_ubyte.gz``, ``bad_labels_ubyte.gz``): a program cannot tell them apart
+  by name, and the released file's public key earns nothing; at most 3 errors earn the
+  points. A final folder without it (an older ``make-final``) stops the autograde;
 - ``test_final`` (90 points): it runs on every final set of the instructor's private folder
   (:func:`autograder.hw02.data.load_final_sets`, ``instructor/hw02_evil_twins``);
   the points are ``90 * score / 100``. The feedback gives errors, missed twins, wrong
@@ -20,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.hw02.author_block import check_author_block
-from autograder.hw02.data import load_final_sets
+from autograder.hw02.data import load_debugging_set, load_final_sets
 from autograder.hw02.rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
                          grade_submission, score_errors)
 from autograder.nbgrader_plugins.outside_kernel import CellGrade, GraderProblem, GradingContext, register
@@ -52,14 +55,13 @@ def _describe(run, evil=None, label="") -> str:
 
 @register(HW02, "test_debugging")
 def grade_debugging_file(ctx: GradingContext) -> CellGrade:
-    from noisylabels.evil_twins import DEBUG_SETTINGS, make_evil_twin_set
-
-    folder = _release_dir(ctx)
-    evil = make_evil_twin_set(**DEBUG_SETTINGS).evil
-    grade = grade_submission(_program(ctx), [(folder / "bad_digits_ubyte.gz", folder / "bad_labels_ubyte.gz",
-                                              evil, DEBUG_SETTINGS["size"])],
-                             helpers=course_helpers(folder))
-    text = "Debugging file: " + _describe(grade.runs[0], evil) if grade.runs else grade.reason
+    try:
+        secret = load_debugging_set(course_root=ctx.course_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise GraderProblem(str(exc)) from None
+    grade = grade_submission(_program(ctx), [(secret.data, secret.labels, secret.evil, secret.n_digits)],
+                             helpers=course_helpers(_release_dir(ctx)))
+    text = "Debugging-like file: " + _describe(grade.runs[0], secret.evil) if grade.runs else grade.reason
     ok = grade.status == "ok" and grade.errors <= FREE_ERRORS
     if not ok and grade.status == "ok":
         text += f"\nAt most {FREE_ERRORS} errors earn these points."
