@@ -14,8 +14,16 @@ isolation as :mod:`autograder.sandbox`:
   library is importable: the homework notebooks need it), a private ``/tmp``, and a
   **copy** of the notebook's folder at the folder's own path: what the notebook writes
   there is thrown away with the copy, and nothing else of the course is visible;
-- limits on memory, processes and file size (util-linux ``prlimit``); when the kernel
-  shuts down, its PID namespace and every process of its uid are killed;
+- the same seccomp filter, fresh keyrings, private ``/dev/shm`` and per-run cgroup
+  (memory and processes of the whole kernel) as every sandboxed run, and limits on
+  memory, processes and file size per process: the command line and the start-up steps
+  come from :class:`autograder.sandbox.IsolatedRun`, shared with homework 2's runs; when
+  the kernel shuts down, its PID namespace, its cgroup and every process of its uid are
+  killed;
+- a wall-clock limit for the **whole notebook** (``SandboxedExecute.notebook_timeout``,
+  on top of nbgrader's per-cell ``timeout``): past it the kernel is killed, the cells
+  not yet run are left without output (nbgrader scores them 0) and the first of them
+  says why;
 - the course library's **grading edition** of the assignment being graded
   (:mod:`autograder.nbgrader_plugins.grading_edition`): the reference implementations the homework asks
   students to write are replaced, on disk as the kernel sees it, by stubs that raise.
@@ -32,15 +40,21 @@ and the log says so).
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
+from traitlets import Integer
 
 from autograder import sandbox
 from autograder.nbgrader_plugins import grading_edition
@@ -50,7 +64,7 @@ __all__ = ["UNSAFE_ENV", "KERNEL_LIMITS", "SandboxedKernelManager", "SandboxedEx
 UNSAFE_ENV = "NOISYLABELS_UNSAFE_SANDBOX"
 #: A notebook kernel trains small networks: more room than a homework 2 run.
 KERNEL_LIMITS = sandbox.Limits(memory=12 * sandbox.GB, processes=512, file_size=512 * sandbox.MB,
-                               tmp_size=1 * sandbox.GB)
+                               tmp_size=1 * sandbox.GB, shm_size=1 * sandbox.GB)
 #: Environment variables a kernel inherits from nbgrader's (everything else is dropped).
 PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NOISYLABELS_SIZE",
               "NOISYLABELS_HW02_TIME_LIMIT", "PYTHONHASHSEED")
@@ -72,14 +86,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self._private = None   # the grader's folder for this kernel: sockets, connection file
         self._scratch = None   # the copy of the notebook's folder
-        self._lease = None
+        self._run = None       # the kernel's uid and cgroup (sandbox.IsolatedRun)
         #: the assignment being autograded: its grading edition of the library is mounted
         self.assignment_id = None
 
     async def _async_pre_start_kernel(self, **kw):
+        self._end_run()  # a restart: the last kernel's run ends here
         self._private = Path(tempfile.mkdtemp(prefix="nlk-", dir="/run" if os.access("/run", os.W_OK) else None))
-        self._lease = sandbox.UidLease()
-        uid = self._lease.acquire()
+        self._run = sandbox.IsolatedRun(KERNEL_LIMITS)
+        uid = self._run.uid
         sockets = self._private / "s"
         sockets.mkdir()
         os.chown(sockets, uid, uid)
@@ -89,7 +104,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         return await super()._async_pre_start_kernel(**kw)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        uid = self._lease.uid
+        uid = self._run.uid
         cwd = Path(kw.pop("cwd", None) or os.getcwd()).resolve()
         env = {k: v for k, v in (kw.pop("env", None) or os.environ).items() if k in PASSED_ENV}
         env.update(HOME="/tmp", TMPDIR="/tmp", MPLCONFIGDIR="/tmp/matplotlib",
@@ -108,24 +123,16 @@ class SandboxedKernelManager(AsyncKernelManager):
         os.chmod(connection, 0o444)
         cmd = [str(connection) if arg == self.connection_file else arg for arg in kernel_cmd]
         runtime = sandbox.Runtime(packages=None, extra=tuple(_course_packages()))
-        limits = KERNEL_LIMITS
-        args = ["prlimit", f"--as={limits.memory}", f"--fsize={limits.file_size}", "--core=0",
-                f"--nproc={limits.processes}", "--",
-                "bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
-                "--unshare-uts", "--unshare-cgroup-try", "--unshare-net", "--hostname", "sandbox"]
-        args += sandbox.isolation_mounts(runtime, limits, [cwd, self._private / "s"])
         # after the runtime: the withheld reference implementations, bound over the originals
-        args += grading_edition.edition_mounts(self.assignment_id, self._private / "edition")
-        args += ["--bind", str(self._scratch), str(cwd),
-                 "--bind", str(self._private / "s"), str(self._private / "s"),
-                 "--chdir", str(cwd), "--clearenv"]
-        for key, value in env.items():
-            args += ["--setenv", key, value]
-        args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *cmd]
+        mounts = grading_edition.edition_mounts(self.assignment_id, self._private / "edition")
+        mounts += ["--bind", str(self._scratch), str(cwd),
+                   "--bind", str(self._private / "s"), str(self._private / "s")]
         self.log.debug("starting the kernel in the sandbox as uid %s", uid)
         kw["stdout"] = subprocess.DEVNULL  # the kernel's start-up banner; its stderr stays for errors
-        return await super()._async_launch_kernel(args, cwd="/", env={"PATH": "/usr/bin:/bin"}, **kw)
+        with self._run.launch(cmd, runtime=runtime, workdir=str(cwd), env=env, mount_points=[cwd, self._private / "s"],
+                              mounts=mounts) as (argv, popen_kwargs):
+            return await super()._async_launch_kernel(argv, cwd="/", env={"PATH": "/usr/bin:/bin"},
+                                                      **popen_kwargs, **kw)
 
     async def _async_interrupt_kernel(self) -> None:
         """Interrupt by message: a signal to bubblewrap would not reach the kernel in its session."""
@@ -137,18 +144,28 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        if restart:
-            return
-        if self._lease is not None:
-            self._lease.release()  # kills whatever the uid still runs
-            self._lease = None
+        if not restart:
+            self._end_run()
+
+    def _end_run(self) -> None:
+        if self._run is not None:
+            self._run.close()  # kills whatever the kernel left, frees its cgroup and uid
+            self._run = None
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
 
 
 class SandboxedExecute(Execute):
-    """nbgrader's ``Execute`` with every kernel in the sandbox (for ``Autograde`` only)."""
+    """nbgrader's ``Execute`` with every kernel in the sandbox (for ``Autograde`` only),
+    and a wall-clock limit for the whole notebook (:attr:`notebook_timeout`)."""
+
+    notebook_timeout = Integer(
+        30 * 60, allow_none=True,
+        help="Seconds one notebook may run in all (kernel start included; 0 or None: no limit). Past it "
+             "the kernel is killed and every cell not yet run gets an error output saying why (nbgrader "
+             "scores such cells 0). The per-cell limit (``timeout``) still applies within it.",
+    ).tag(config=True)
 
     def __init__(self, *args, **kwargs):
         problem = sandbox.sandbox_problem()
@@ -174,6 +191,10 @@ class SandboxedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._assignment_id = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout else None
+        self._out_of_time = False
+        # no cell may wait past the notebook's deadline (nbclient: timeout_func overrides timeout)
+        self.timeout_func = self._cell_timeout if self._deadline is not None else None
         if self._assignment_id:
             self._import_graders()
             entry = grading_edition.withheld(self._assignment_id)
@@ -191,3 +212,44 @@ class SandboxedExecute(Execute):
         if isinstance(km, SandboxedKernelManager):
             km.assignment_id = self._assignment_id
         return km
+
+    def _cell_timeout(self, cell) -> int:
+        remaining = max(1, math.ceil(self._deadline - time.monotonic()))
+        return remaining if not self.timeout or self.timeout < 0 else min(self.timeout, remaining)
+
+    def _limit_text(self) -> str:
+        minutes, seconds = divmod(self.notebook_timeout, 60)
+        return f"{minutes}-minute" if not seconds else f"{self.notebook_timeout}-second"
+
+    def _out_of_time_error(self, what: str) -> NotebookNode:
+        reason = f"the notebook ran past its {self._limit_text()} limit: {what}"
+        return NotebookNode(output_type="error", ename="NotebookTimeLimit", evalue=reason,
+                            traceback=[f"NotebookTimeLimit: {reason}"])
+
+    def _stop_kernel(self) -> None:
+        self._out_of_time = True
+        self.log.warning("%s: the notebook ran past its %s limit; its kernel is killed and the cells "
+                         "left are not run", self._assignment_id, self._limit_text())
+        if self.km is not None:
+            run_sync(self.km.shutdown_kernel)(now=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        """Run the cell, unless the notebook is past its limit (then: an error output saying so)."""
+        if self._deadline is not None and not self._out_of_time and time.monotonic() >= self._deadline:
+            self._stop_kernel()
+        if self._out_of_time:
+            if cell.cell_type == "code" and cell.source.strip():
+                cell.outputs = [self._out_of_time_error("this cell was not run")]
+            return cell, self.resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+            stopped = any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", []))
+        except (CellTimeoutError, DeadKernelError):
+            if self._deadline is None or time.monotonic() < self._deadline:
+                raise
+            stopped = True  # a cell that ignores interrupts: nbclient gave up waiting for it
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            if stopped:
+                cell.outputs.append(self._out_of_time_error("this cell was stopped"))
+            self._stop_kernel()
+        return cell, self.resources

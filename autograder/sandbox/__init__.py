@@ -18,26 +18,41 @@ What one :func:`run_sandboxed` call gives the command (see ``autograder/README.m
   size-limited writable scratch folder (the working directory, holding read-only copies of
   the given files) and a size-limited private ``/tmp``. The grader's folders, keys, grades,
   other submissions and the course repository are not mounted at all;
+- a private, size-limited, writable ``/dev/shm`` (``multiprocessing`` and DataLoader
+  workers need it);
 - it dies with the grader (``--die-with-parent``), and when the command ends its PID
   namespace's init ends too, which makes the kernel kill every process it started,
   whatever it did with sessions, process groups or its environment;
+- a **seccomp filter** (:mod:`autograder.sandbox.seccomp`, after Docker's default
+  profile): no keyrings, no new namespaces (user namespaces included), no ``ptrace``,
+  ``perf_event_open``, ``bpf``, ``userfaultfd``, ``io_uring``, ...;
+- **fresh keyrings**: the uid's user, user-session and persistent keyrings are cleared
+  before every run and the run gets a new, empty session keyring, so nothing stored
+  there reaches the next run of the uid even without the filter;
 - resource limits: address space, largest file (its standard output included), CPU time,
-  number of processes of its uid, no core files; a wall-clock stop in the grader.
+  number of processes of its uid, no core files; a wall-clock stop in the grader; and,
+  for the **whole run**, a control group (:mod:`autograder.sandbox.cgroup`) capping its
+  memory (``memfd``, ``/dev/shm`` and ``/tmp`` pages included) and its processes.
 
-Where bubblewrap or the privileges it needs are missing, :func:`sandbox_problem` says why
-and callers refuse to grade unless asked for the weaker ``unsafe`` mode (plain
-``setrlimit`` and a scratch folder, the program running as the grader's user).
+Where bubblewrap, libseccomp or the privileges they need are missing,
+:func:`sandbox_problem` says why and callers refuse to grade unless asked for the weaker
+``unsafe`` mode (plain ``setrlimit`` and a scratch folder, the program running as the
+grader's user). Where only the cgroup controllers are missing, runs go on with the
+per-process limits and :func:`weaker_isolation` says what is lost (graders log it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
+import logging
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -45,6 +60,8 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+
+from autograder.sandbox import cgroup, seccomp
 
 __all__ = [
     "MB",
@@ -55,6 +72,9 @@ __all__ = [
     "SandboxResult",
     "SandboxUnavailable",
     "UidLease",
+    "IsolatedRun",
+    "bwrap_arguments",
+    "weaker_isolation",
     "leftover_processes",
     "isolation_mounts",
     "sandbox_problem",
@@ -83,12 +103,13 @@ class SandboxUnavailable(RuntimeError):
 class Limits:
     """Limits on one sandboxed run (all per run)."""
 
-    memory: int = 6 * GB          #: RLIMIT_AS of each process
-    processes: int | None = 256   #: processes and threads of the run's uid at once (None: unchanged)
+    memory: int = 6 * GB          #: RLIMIT_AS of each process, and the whole run's memory (its cgroup)
+    processes: int | None = 256   #: processes and threads of the run at once (None: unchanged)
     file_size: int = 64 * MB      #: RLIMIT_FSIZE: largest file written, standard output included
     output: int = 1 * MB          #: bytes of standard output read back
     scratch_size: int = 256 * MB  #: the writable working folder (tmpfs)
     tmp_size: int = 256 * MB      #: the private /tmp (tmpfs)
+    shm_size: int = 256 * MB      #: the private /dev/shm (tmpfs)
     stderr_tail: int = 2000       #: bytes of standard error kept (its end)
 
 
@@ -102,6 +123,7 @@ class SandboxResult:
     stdout_size: int = 0          #: bytes it wrote to standard output in all
     stderr_tail: str = ""
     wall_killed: bool = False     #: the grader's own wall-clock stop had to kill it
+    memory_exhausted: bool = False  #: the run reached its whole-run memory cap
     isolated: bool = True         #: False in the ``unsafe`` mode
     changed_files: list = field(default_factory=list)  #: given files whose content changed
 
@@ -219,14 +241,27 @@ def sandbox_problem() -> str | None:
     if os.geteuid() != 0:
         return ("the grader must run as root to give each program an unprivileged uid of its "
                 "own (run it with sudo, or in a container where it is root)")
-    probe = subprocess.run(["bwrap", *_system_mounts(), "--unshare-pid", "--unshare-net",
-                            "--unshare-ipc", "--die-with-parent", "--proc", "/proc", "--",
-                            "setpriv", f"--reuid={UID_RANGE[0]}", f"--regid={UID_RANGE[0]}",
-                            "--clear-groups", "true"],
-                           capture_output=True, text=True)
+    problem = seccomp.filter_problem()
+    if problem:
+        return problem
+    filter_fd = seccomp.filter_fd()
+    try:
+        probe = subprocess.run(["bwrap", "--seccomp", str(filter_fd), *_system_mounts(), "--unshare-pid",
+                                "--unshare-net", "--unshare-ipc", "--die-with-parent", "--proc", "/proc",
+                                "--", "setpriv", f"--reuid={UID_RANGE[0]}", f"--regid={UID_RANGE[0]}",
+                                "--clear-groups", "true"],
+                               capture_output=True, text=True, pass_fds=(filter_fd,))
+    finally:
+        os.close(filter_fd)
     if probe.returncode != 0:
         return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[-300:]}"
     return None
+
+
+def weaker_isolation() -> list:
+    """What the isolated sandbox lacks on this machine without refusing to run (for the log)."""
+    problem = cgroup.cgroup_problem()
+    return [problem] if problem else []
 
 
 def _system_mounts() -> list:
@@ -295,15 +330,6 @@ class UidLease:
             self._fh = None
 
 
-@contextlib.contextmanager
-def _lease_uid():
-    lease = UidLease()
-    try:
-        yield lease.acquire()
-    finally:
-        lease.release()
-
-
 def _processes_by_uid(uids) -> dict:
     """``{uid: [pid, ...]}`` of the live processes owned by one of ``uids``."""
     by_uid = {}
@@ -366,7 +392,7 @@ def tree_digest(paths) -> dict:
 
 
 # ----------------------------------------------------------------------------- running
-def _preexec(limits: Limits, cpu_seconds: float, isolated: bool):
+def _preexec(limits: Limits, cpu_seconds: float | None, isolated: bool, run=None):
     def limit(kind, soft, hard=None):
         if soft is None:
             return
@@ -379,13 +405,62 @@ def _preexec(limits: Limits, cpu_seconds: float, isolated: bool):
     def preexec():  # in the child, between fork and exec: inherited by everything it starts
         if not isolated:
             os.setsid()
+        if run is not None:
+            if run.cgroup is not None:
+                run.cgroup.join()
+            _fresh_keyrings(run.uid)
         limit(resource.RLIMIT_AS, limits.memory)
         limit(resource.RLIMIT_FSIZE, limits.file_size)
         limit(resource.RLIMIT_CORE, 0)
-        limit(resource.RLIMIT_CPU, int(cpu_seconds), int(cpu_seconds) + 5)
+        if cpu_seconds is not None:
+            limit(resource.RLIMIT_CPU, int(cpu_seconds), int(cpu_seconds) + 5)
         limit(resource.RLIMIT_NPROC, limits.processes)
 
     return preexec
+
+
+# keyctl(2) operations and special keyring ids (linux/keyctl.h)
+KEYCTL_JOIN_SESSION_KEYRING, KEYCTL_CLEAR, KEYCTL_GET_PERSISTENT = 1, 7, 22
+KEY_SPEC_SESSION_KEYRING, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -3, -4, -5
+
+
+@lru_cache(maxsize=None)
+def _keyctl_call():
+    import pyseccomp
+
+    libc, number = ctypes.CDLL(None, use_errno=True), pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, "keyctl")
+    return lambda *args: libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args))
+
+
+def _fresh_keyrings(uid: int) -> None:
+    """Clear ``uid``'s keyrings that outlive a run, then join a new, empty session keyring.
+
+    Called as root in the run's child before ``exec``. The user (``@u``), user-session
+    (``@us``) and persistent keyrings are per uid and persist across runs, so they are
+    cleared as ``uid`` (keyring permissions are checked even for root); the session keyring
+    the run starts with is a new anonymous one, not the grader's.
+    """
+    keyctl = _keyctl_call()
+    os.setresuid(uid, uid, 0)  # the saved uid 0 lets this process become root again
+    try:
+        keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # a session keyring of the uid's, to link the persistent one into
+        persistent = keyctl(KEYCTL_GET_PERSISTENT, -1, KEY_SPEC_SESSION_KEYRING)
+        for ring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING, *([persistent] if persistent > 0 else [])):
+            keyctl(KEYCTL_CLEAR, ring)
+    finally:
+        os.setresuid(0, 0, 0)
+    keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # the run's own, empty
+
+
+def _copy_regular_file(src, dest) -> None:
+    """Copy ``src`` to ``dest`` without following a link (``O_NOFOLLOW``) or blocking on a FIFO
+    (``O_NONBLOCK``); ``ValueError`` unless ``src`` is a regular file."""
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{src} is not a regular file")
+        with open(dest, "wb") as out:
+            shutil.copyfileobj(fh, out)
 
 
 def _read_head(path, limit):
@@ -411,26 +486,98 @@ def isolation_mounts(runtime: Runtime, limits: Limits, mount_points=()) -> list:
     args = ["--perms", "1777", "--size", str(limits.tmp_size), "--tmpfs", "/tmp"]
     args += _parent_dirs([*runtime.roots(), *map(str, mount_points)])
     args += _system_mounts() + runtime.mounts()
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(limits.shm_size), "--tmpfs", "/dev/shm"]
     return args
 
 
-def _bwrap_command(command, files, uid, runtime, limits, env, network):
-    targets = [f"{SCRATCH}/{name}" for name in files]
+def bwrap_arguments(command, *, uid: int, runtime: Runtime, limits: Limits, workdir: str, env: dict,
+                    mount_points=(), mounts=(), network: bool = False, seccomp_fd: int | None = None) -> list:
+    """The bubblewrap command line of every sandbox (program runs and notebook kernels).
+
+    Namespaces, the seccomp filter read from ``seccomp_fd``, the file system of
+    :func:`isolation_mounts`, then the caller's ``mounts`` (bubblewrap arguments for the
+    ``mount_points``), the working folder, the whole environment, and ``command`` started
+    by ``setpriv`` as ``uid`` with no capabilities and ``no_new_privs``.
+    """
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
     if not network:
         args.append("--unshare-net")
-    args += isolation_mounts(runtime, limits, [SCRATCH])
-    args += ["--perms", "1777", "--size", str(limits.scratch_size), "--tmpfs", SCRATCH]
-    for name, target in zip(files, targets):
-        args += ["--ro-bind", str(files[name]), target]
-    args += ["--chdir", SCRATCH, "--clearenv"]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
+    args += isolation_mounts(runtime, limits, mount_points)
+    args += [*mounts, "--chdir", workdir, "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
              "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]
     return args
+
+
+class IsolatedRun:
+    """What one isolated run owns: a leased uid and a control group (a context manager).
+
+    :meth:`launch` gives the command line and the ``Popen`` arguments that start a command
+    in it; :meth:`close` kills whatever the run left, removes its group and frees the uid.
+    Shared by :func:`run_sandboxed` and the notebook kernels
+    (``autograder/nbgrader_plugins/kernel_sandbox.py``).
+    """
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self._lease = UidLease()
+        self.uid = self._lease.acquire()
+        self.cgroup = None
+        if cgroup.cgroup_problem() is None:
+            try:
+                self.cgroup = cgroup.RunCgroup(self.uid, limits.memory, limits.processes)
+            except OSError as error:
+                logging.getLogger(__name__).warning("no cgroup for this run (per-process limits only): %s", error)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextlib.contextmanager
+    def launch(self, command, *, runtime: Runtime, workdir: str, env: dict, mount_points=(), mounts=(),
+               network: bool = False, cpu_seconds: float | None = None):
+        """Yield ``(argv, popen_kwargs)`` that start ``command`` in this run (see :func:`bwrap_arguments`).
+
+        The arguments reach bubblewrap through a pipe (``bwrap --args FD``), so that the
+        command line the sandbox's init shows in its /proc names no host path; the seccomp
+        filter through another. Both are closed when the block ends (after ``Popen``).
+        """
+        fds = [seccomp.filter_fd()]
+        try:
+            argv = bwrap_arguments(command, uid=self.uid, runtime=runtime, limits=self.limits, workdir=workdir,
+                                   env=env, mount_points=mount_points, mounts=mounts, network=network,
+                                   seccomp_fd=fds[0])
+            split = argv.index("--")
+            payload = b"".join(a.encode() + b"\0" for a in argv[1:split])
+            if len(payload) >= 60000:
+                raise SandboxUnavailable(f"too many mounts for one sandbox ({len(payload)} bytes)")
+            read_end, write_end = os.pipe()
+            fds.append(read_end)
+            with open(write_end, "wb") as fh:
+                fh.write(payload)
+            yield (["bwrap", "--args", str(read_end), *argv[split:]],
+                   {"pass_fds": tuple(fds), "preexec_fn": _preexec(self.limits, cpu_seconds, True, self)})
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def memory_exhausted(self) -> bool:
+        """Whether the run reached its whole-run memory cap (``False`` without a cgroup)."""
+        return self.cgroup is not None and self.cgroup.memory_exhausted()
+
+    def close(self) -> None:
+        if self.cgroup is not None:  # before the uid is free for another run
+            self.cgroup.close()
+            self.cgroup = None
+        self._lease.release()
 
 
 def run_sandboxed(command, files=None, *, wall_seconds: float, limits: Limits | None = None,
@@ -466,47 +613,40 @@ def run_sandboxed(command, files=None, *, wall_seconds: float, limits: Limits | 
     cpu_seconds = wall_seconds * (os.cpu_count() or 1) + 30
     try:
         with contextlib.ExitStack() as stack:
-            pass_fds = ()
+            run = None
             if unsafe:
                 scratch = Path(tempfile.mkdtemp(prefix="sandbox-unsafe-"))
                 stack.callback(shutil.rmtree, scratch, ignore_errors=True)
                 (scratch / "tmp").mkdir()
                 for name, src in files.items():
-                    shutil.copyfile(src, scratch / name)
+                    _copy_regular_file(src, scratch / name)
                 env.update(HOME=str(scratch), TMPDIR=str(scratch / "tmp"))
                 argv, cwd = list(command), scratch
+                popen_kwargs = {"preexec_fn": _preexec(limits, cpu_seconds, False)}
             else:
                 # Read-only copies the sandbox uid may read, in the grader's private folder
                 # (the originals, e.g. instructor files of mode 0600, stay as they are).
                 staged = logs / "files"
                 staged.mkdir()
-                for name, src in list(files.items()):
-                    shutil.copyfile(src, staged / name)
+                mounts = ["--perms", "1777", "--size", str(limits.scratch_size), "--tmpfs", SCRATCH]
+                for name, src in files.items():
+                    _copy_regular_file(src, staged / name)
                     os.chmod(staged / name, 0o444)
-                    files[name] = staged / name
-                uid = stack.enter_context(_lease_uid())
+                    mounts += ["--ro-bind", str(staged / name), f"{SCRATCH}/{name}"]
+                run = stack.enter_context(IsolatedRun(limits))
                 env.setdefault("HOME", SCRATCH)
                 env.setdefault("TMPDIR", "/tmp")
-                argv, cwd = _bwrap_command(command, files, uid, runtime, limits, env, network), "/"
-                # The arguments go through a pipe (``bwrap --args FD``), so that the command
-                # line the sandbox's init shows in its /proc names no host path.
-                split = argv.index("--")
-                payload = b"".join(a.encode() + b"\0" for a in argv[1:split])
-                read_end, write_end = os.pipe()
-                stack.callback(os.close, read_end)
-                if len(payload) >= 60000:
-                    os.close(write_end)
-                    raise SandboxUnavailable(f"too many mounts for one sandbox ({len(payload)} bytes)")
-                os.write(write_end, payload)
-                os.close(write_end)
-                argv, pass_fds = ["bwrap", "--args", str(read_end), *argv[split:]], (read_end,)
+                argv, popen_kwargs = stack.enter_context(run.launch(
+                    command, runtime=runtime, workdir=SCRATCH, env=env, mount_points=[SCRATCH], mounts=mounts,
+                    network=network, cpu_seconds=cpu_seconds))
+                cwd = "/"
             start = time.perf_counter()
             wall_killed = False
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
                 proc = subprocess.Popen(argv, cwd=cwd, env=env if unsafe else {"PATH": "/usr/bin:/bin"},
                                         stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        close_fds=True, pass_fds=pass_fds, start_new_session=not unsafe,
-                                        preexec_fn=_preexec(limits, cpu_seconds, not unsafe))
+                                        close_fds=True, start_new_session=not unsafe,
+                                        **popen_kwargs)
                 try:
                     proc.wait(timeout=wall_seconds)
                 except subprocess.TimeoutExpired:
@@ -517,12 +657,14 @@ def run_sandboxed(command, files=None, *, wall_seconds: float, limits: Limits | 
                 if unsafe:  # whatever it left in its process group
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(proc.pid, signal.SIGKILL)
+            memory_exhausted = run is not None and run.memory_exhausted()
             seconds = time.perf_counter() - start
         result = SandboxResult(returncode=proc.returncode, seconds=round(seconds, 3),
                                stdout=_read_head(out_path, limits.output),
                                stdout_size=out_path.stat().st_size,
                                stderr_tail=_read_tail(err_path, limits.stderr_tail),
-                               wall_killed=wall_killed, isolated=not unsafe)
+                               wall_killed=wall_killed, memory_exhausted=memory_exhausted,
+                               isolated=not unsafe)
     finally:
         shutil.rmtree(logs, ignore_errors=True)
     after = tree_digest(sources.values())
