@@ -24,6 +24,7 @@ from autograder.nbgrader_plugins.preprocessors import HideHiddenTestsInFeedback,
 from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 from autograder.nbgrader_plugins.outside_kernel import GradeOutsideKernel
 from autograder.nbgrader_plugins.release_stubs import ReleaseStubs
+from autograder.nbgrader_plugins import submission_checks
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -62,6 +63,15 @@ c.GenerateAssignment.preprocessors = [
 ]
 
 # ---------------------------------------------------------------- autograde
+# A submitted folder holding a link, FIFO, device, hard link or oversized file is refused
+# before nbgrader reads or copies anything of it (autograder/nbgrader_plugins/submission_checks.py).
+submission_checks.install()
+# Grading outputs are the instructor's only: what nbgrader and the graders create is 0600
+# (folders 0700); autograded files 0400 instead of nbgrader's 0444, feedback 0600 (it is
+# handed out through the exchange, which sets its own modes).
+os.umask(0o077)
+c.Autograde.permissions = 400
+c.GenerateFeedback.permissions = 600
 # Homework 2: autograde keeps each student's own hw02.py.
 c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
 # Restores locked cells and their hidden tests; warns only when a student edited a locked cell.

@@ -58,6 +58,62 @@ def test_parse_rejects_what_is_not_a_list_of_indices(text, reason):
         rules.parse_indices(text, n=165)
 
 
+def test_parse_keeps_accepting_and_rejecting_the_same_lines():
+    accepted = {"[1, 2,]": [1, 2], "[ , ]": [], ",": [], "[": [], "]": [], "1,]": [1], " [ 3 ,4 ] ": [3, 4],
+                "007, 7": [7]}
+    for text, expected in accepted.items():
+        assert rules.parse_indices(text + "\n") == expected, text
+    for text in ("[[1]]", "1,,2", ", 1", "1]]", "1 2", "[1] x", "1.5", "1e3"):
+        with pytest.raises(ValueError, match="not a comma-separated list"):
+            rules.parse_indices(text + "\n")
+
+
+ADVERSARIAL_LINES = {  # the old backtracking expression took hours on the first four
+    "spaces then a letter": "1" + " " * 20_000 + "x",
+    "spaces in brackets": "[1" + " " * 20_000 + "]x",
+    "spaces around a comma": "1" + " " * 10_000 + "," + " " * 10_000 + "x",
+    "spaces before a comma": "1" + " " * 20_000 + ",x",
+    "only spaces": " " * 20_000,
+    "commas": "," * 500_000 + "x",
+    "a megabyte of digits": "1" * 1_000_000,
+    "digits and commas": "12," * 330_000 + "1",
+    "digits and commas then junk": "1 , " * 250_000 + "x",
+    "mixed": ("[" + " 1 ,\t" * 50_000 + " " * 50_000 + "]") * 2 + "x",
+}
+
+
+def test_parse_judges_adversarial_lines_in_well_under_a_second():
+    """Each line is parsed in a child process, so that a backtracking parser fails this test
+    (by its time limit) instead of hanging it."""
+    script = (
+        "import json, sys, time\n"
+        "from autograder.hw02 import rules\n"
+        "for name, line in json.load(sys.stdin).items():\n"
+        "    start = time.perf_counter()\n"
+        "    try:\n"
+        "        rules.parse_indices('training...\\n' + line + '\\n', n=165)\n"
+        "    except ValueError:\n"
+        "        pass\n"
+        "    print(json.dumps([name, time.perf_counter() - start]), flush=True)\n"
+    )
+    import json
+
+    try:
+        run = subprocess.run([sys.executable, "-c", script], input=json.dumps(ADVERSARIAL_LINES), cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+        out = run.stdout
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+    seconds = dict(json.loads(line) for line in out.splitlines())
+    assert set(seconds) == set(ADVERSARIAL_LINES), f"not judged within a minute: {set(ADVERSARIAL_LINES) - set(seconds)}"
+    assert max(seconds.values()) < 0.5, seconds
+
+
+def test_an_index_too_long_for_int_is_out_of_range_not_a_crash():
+    with pytest.raises(ValueError, match="out of range"):
+        rules.parse_indices("1" * 5000, n=165)
+
+
 @pytest.fixture(scope="module")
 def digits():
     return et.all_offline_digits()

@@ -237,6 +237,8 @@ def test_autograde_refuses_a_submission_with_links_and_grades_the_others(tmp_pat
     final = load_final_sets(final_dir)[0]
     for student in ("ann", "bob", "mallory"):
         shutil.copytree(release, course / "submitted" / student / HW02)
+    answers = {labels_digest(final.labels): ", ".join(map(str, final.evil))}  # bob: the final set right
+    (course / "submitted" / "bob" / HW02 / "hw02.py").write_text(KNOWN_ERRORS.replace("ANSWER_TABLE", repr(answers)))
     mallory = course / "submitted" / "mallory" / HW02
     (mallory / "notes.txt").symlink_to(os.path.relpath(final.key, mallory))
     (mallory / "hw02.py").unlink()
@@ -256,7 +258,7 @@ def test_autograde_refuses_a_submission_with_links_and_grades_the_others(tmp_pat
     nbgrader(course, env, "export", "--to", str(tmp_path / "grades.csv"))
     scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
     stub_points = 90 * rules.score_errors(len(final.evil)) / 100
-    assert scores == {"ann": pytest.approx(stub_points), "bob": pytest.approx(stub_points), "mallory": 0.0}
+    assert scores == {"ann": pytest.approx(stub_points), "bob": pytest.approx(90.0), "mallory": 0.0}
     nbgrader(course, env, "generate_feedback", HW02)
     assert (course / "feedback" / "ann" / HW02 / f"{HW02}.html").exists()
 

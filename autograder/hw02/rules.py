@@ -19,7 +19,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import sandbox
+from autograder import sandbox, submission
 
 __all__ = [
     "HW02",
@@ -35,6 +35,7 @@ __all__ = [
     "parse_indices",
     "parse_time_limit",
     "describe_time_limit",
+    "current_time_limit",
     "timeout_command",
     "read_key",
     "RunResult",
@@ -62,8 +63,10 @@ MAX_PROGRAM_BYTES = 64 * 1024
 RUNTIME = sandbox.Runtime(packages=("numpy", "torch"))
 
 #: ``ok``; ``timeout``; ``crashed`` (non-zero exit, killed, too many processes, no or
-#: too large ``hw02.py``); ``bad_output`` (not a list of indices, or too much output).
-STATUSES = ("ok", "timeout", "crashed", "bad_output")
+#: too large ``hw02.py``); ``bad_output`` (not a list of indices, or too much output);
+#: ``refused`` (the submission is not regular files only: a link, FIFO, device, folder or
+#: hard link where ``hw02.py`` should be, see :mod:`autograder.submission`; never run).
+STATUSES = ("ok", "timeout", "crashed", "bad_output", "refused")
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -80,7 +83,29 @@ def score_errors(errors: int) -> float:
     return max(0.0, 100.0 - PENALTY_PER_ERROR * max(0, int(errors) - FREE_ERRORS))
 
 
-_INDEX_LIST = re.compile(r"^\s*\[?\s*(\d+(\s*,\s*\d+)*)?\s*,?\s*\]?\s*$")
+#: Longest index accepted: far above any file's size, far below ``int``'s 4,300-digit limit.
+_MAX_INDEX_DIGITS = 18
+
+
+def _index_tokens(line: str):
+    """The index tokens of one stripped output line, or ``None`` if it is not a list of integers.
+
+    One pass over the line, no backtracking: an optional ``[``, integers separated by commas
+    (spaces around them allowed), an optional trailing comma, an optional ``]``.
+    """
+    body = line
+    if body.startswith("["):
+        body = body[1:].strip()
+    if body.endswith("]"):
+        body = body[:-1].strip()
+    if body.endswith(","):
+        body = body[:-1].strip()
+    if not body:
+        return []
+    tokens = [t.strip() for t in body.split(",")]
+    if not all(t.isdecimal() for t in tokens):  # "" (two commas), "x", "-1", "2 3", "[[" ...
+        return None
+    return tokens
 
 
 def parse_indices(stdout: str, n: int | None = None):
@@ -89,16 +114,25 @@ def parse_indices(stdout: str, n: int | None = None):
     The answer is the last non-empty line of standard output: integers separated by
     commas (``2, 3, 12``; brackets allowed, as Python prints a list). An empty output
     or an empty last line ``""`` / ``[]`` means "no evil twins". Indices must lie in
-    ``0 .. n-1`` when ``n`` is given; repeats count once.
+    ``0 .. n-1`` when ``n`` is given; repeats count once. Linear in the output's length
+    (the output read back is at most 1 MB).
     """
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
+    last = ""
+    for line in reversed(stdout.splitlines()):
+        if line.strip():
+            last = line.strip()
+            break
+    if not last:
         return []
-    last = lines[-1].strip()
-    if not _INDEX_LIST.match(last):
+    tokens = _index_tokens(last)
+    if tokens is None:
         shown = last if len(last) <= 80 else last[:77] + "..."
         raise ValueError(f"the last line of output is not a comma-separated list of integers: {shown!r}")
-    values = sorted({int(t) for t in re.findall(r"\d+", last)})
+    long = next((t for t in tokens if len(t) > _MAX_INDEX_DIGITS), None)
+    if long is not None:
+        raise ValueError(f"an index of {len(long)} digits is out of range"
+                         + (f" (the file has {n} digits, 0 to {n - 1})" if n is not None else ""))
+    values = sorted({int(t) for t in tokens})
     if n is not None:
         bad = [v for v in values if v >= n]
         if bad:
@@ -187,10 +221,13 @@ def run_submission(program, data, labels, *, time_limit=None, helpers=(), limits
     for path in (data, labels, *map(Path, helpers)):
         if not path.is_file():
             raise FileNotFoundError(f"grading file missing: {path}")
-    try:
-        size = program.stat().st_size
+    try:  # judged without following it: a link, FIFO or device is never opened
+        problem = submission.check_file(program)
+        size = os.lstat(program).st_size
     except OSError:
         return RunResult("crashed", reason="no hw02.py in the submission")
+    if problem:
+        return RunResult("refused", reason=problem)
     if size > MAX_PROGRAM_BYTES:
         return RunResult("crashed", reason=(f"hw02.py is {size // 1024} KB; the limit is "
                                             f"{MAX_PROGRAM_BYTES // 1024} KB"))
@@ -259,7 +296,7 @@ def run_sets(program, sets, *, time_limit=None, helpers=(), limits=None, unsafe:
         run = run_submission(program, data, labels, time_limit=time_limit, helpers=helpers,
                              limits=limits, n_digits=n, unsafe=unsafe)
         runs.append(run)
-        if run.status != "ok" and run.reason.startswith(("no hw02.py", "hw02.py is")):
+        if run.status == "refused" or run.status != "ok" and run.reason.startswith(("no hw02.py", "hw02.py is")):
             break
     return runs
 
