@@ -20,7 +20,9 @@ from nbgrader.preprocessors import (
     SaveAutoGrades, SaveCells,
 )
 
-from autograder.nbgrader_plugins.preprocessors import HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests
+from autograder.nbgrader_plugins.preprocessors import (
+    HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests, SanitizeStudentContent,
+)
 from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 from autograder.nbgrader_plugins.outside_kernel import GradeOutsideKernel
 from autograder.nbgrader_plugins.release_stubs import ReleaseStubs
@@ -75,8 +77,11 @@ c.GenerateFeedback.permissions = 600
 # Homework 2: autograde keeps each student's own hw02.py.
 c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
 # Restores locked cells and their hidden tests; warns only when a student edited a locked cell.
+# SanitizeStudentContent (here and last in the pipeline below): nothing the student wrote or
+# displayed can run script in the browser of whoever opens autograded/ (formgrader, JupyterLab).
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCellsExpectingHiddenTests, CheckCellMetadata,
+    SanitizeStudentContent,
 ]
 # The autograde pipeline, in order. The kernel runs the notebook (Execute); then, in this
 # process, GradeOutsideKernel replaces each registered grade cell's outputs by the points
@@ -91,6 +96,7 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
+    SanitizeStudentContent,  # after grading (points come from the raw outputs), before the file is written
 ]
 # Modules whose @register(assignment, grade_id) functions grade cells outside the kernel.
 c.GradeOutsideKernel.grader_modules = [
@@ -98,7 +104,10 @@ c.GradeOutsideKernel.grader_modules = [
     "autograder.nbgrader_plugins.hw04_grading",
 ]
 
-# ---------------------------------------------------------------- feedback
+# ---------------------------------------------------------------- feedback and formgrader pages
+# Every HTML page nbgrader renders from a submission (the feedback, formgrader's submission
+# view) is sanitized first, also for notebooks autograded before SanitizeStudentContent.
+c.HTMLExporter.preprocessors = [SanitizeStudentContent]
 # HideHiddenTestsInFeedback: no hidden test code, tracebacks quoting it, or check data.
 c.GenerateFeedback.preprocessors = [
     GetGrades, HideHiddenTestsInFeedback, ClearHiddenTests, CSSHTMLHeaderPreprocessor,

@@ -11,6 +11,8 @@ the same without changing the environment the instructor uses). Validate stays.
 Instructors (``noisylabels lab --instructor``): every nbgrader tool, the exchange folder
 in the course (``exchange/``, created here), the formgrader's MathJax served locally.
 
+Both: the server sends the course's Content-Security-Policy (``jupyter/common``).
+
 On a machine with few cores each kernel runs one PyTorch/BLAS thread (``--threads``):
 on the 2-core course machine, shared with other work, a LeNet epoch took 10x longer with
 two threads fighting a busy process than with one.
@@ -45,6 +47,7 @@ def lab_command(root, instructor: bool = False, threads: int | None = None, extr
     root = Path(root).resolve()
     settings = root / "jupyter"
     env = dict(os.environ if env is None else env)
+    _prepend(env, "JUPYTER_CONFIG_PATH", settings / "common")  # the Content-Security-Policy
     _prepend(env, "JUPYTER_CONFIG_PATH", settings / ("instructor" if instructor else "student"))
     _prepend(env, "JUPYTER_PATH", settings / "share")
     if threads is not None:
