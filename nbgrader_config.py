@@ -50,6 +50,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # 3-minute `timeout -k 1s 3m`, so the program's own limit is what stops it.
 c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
+# One wall-clock limit for a whole notebook (a cell may ignore interrupts): past it the kernel is killed and the cells left score 0.
+c.SandboxedExecute.notebook_timeout = 30 * 60
 
 # ---------------------------------------------------------------- release (generate_assignment)
 # Reference scripts that must not reach students are replaced by stubs (autograder/nbgrader_plugins/release_stubs.py):

@@ -7,7 +7,9 @@ the sandbox), alternating, on homework 2's debugging file:
 
 - ``import``: a program that imports NumPy, PyTorch and ``mnist_util`` and prints nothing
   (start-up only: where the overhead shows most);
-- ``reference``: the reference solution (a real submission's work).
+- ``reference``: the reference solution (a real submission's work);
+- ``true``: ``/bin/true`` through :func:`autograder.sandbox.run_sandboxed` itself (the
+  sandbox's own cost per run: namespaces, mounts, seccomp filter, keyrings, cgroup).
 
 It reports the median seconds of each and the overhead (isolated minus plain). Target
 (issue 10): overhead under 1 s a submission. Time: about 2 minutes with the defaults.
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from autograder import sandbox
 from autograder.hw02 import rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,16 +46,21 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         importer = Path(tmp) / "hw02.py"
         importer.write_text(IMPORT_ONLY)
-        for name, program in (("import", importer), ("reference", HW02_DIR / "hw02.py")):
+        for name, program in (("import", importer), ("reference", HW02_DIR / "hw02.py"), ("true", None)):
             times = {"isolated": [], "plain": []}
-            for _ in range(args.repeats):
+            for _ in range(args.repeats if program else 4 * args.repeats):
                 for mode in ("isolated", "plain"):
                     start = time.perf_counter()
-                    run = rules.run_submission(program, data, labels, helpers=helpers, n_digits=165,
-                                               unsafe=(mode == "plain"))
+                    if program is None:
+                        run = sandbox.run_sandboxed(["true"], wall_seconds=10, unsafe=(mode == "plain"))
+                        status, reason = ("ok" if run.returncode == 0 else "failed"), run.returncode
+                    else:
+                        run = rules.run_submission(program, data, labels, helpers=helpers, n_digits=165,
+                                                   unsafe=(mode == "plain"))
+                        status, reason = run.status, run.reason
                     elapsed = time.perf_counter() - start  # everything the grader waits for
-                    if run.status != "ok":
-                        raise SystemExit(f"{name} ({mode}) did not run: {run.reason}\n{run.stderr_tail}")
+                    if status != "ok":
+                        raise SystemExit(f"{name} ({mode}) did not run: {reason}\n{run.stderr_tail}")
                     times[mode].append(elapsed)
             iso, plain = statistics.median(times["isolated"]), statistics.median(times["plain"])
             report["programs"][name] = {"isolated_s": round(iso, 3), "plain_s": round(plain, 3),

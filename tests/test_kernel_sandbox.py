@@ -69,3 +69,56 @@ def test_figures_render_without_error_output(tmp_path):
     outputs = nb.cells[0].outputs
     assert [o for o in outputs if o.output_type == "stream" and o.name == "stderr"] == []
     assert any(o.output_type == "display_data" and "image/png" in o.data for o in outputs)
+
+
+def _grade_cell(grade_id, source, points=1):
+    return new_code_cell(source, metadata={"nbgrader": {
+        "grade": True, "grade_id": grade_id, "locked": True, "points": points, "schema_version": 3,
+        "solution": False, "task": False}})
+
+
+@pytest.mark.slow
+def test_a_notebook_past_its_wall_clock_limit_is_stopped_and_the_cells_left_score_zero(tmp_path):
+    """``nbgrader autograde`` with ``SandboxedExecute.notebook_timeout`` set to 30 s in the course config."""
+    import csv
+    import sys
+
+    import nbformat
+    from test_nbgrader_homeworks import _course, _run
+
+    course, env = _course(tmp_path, "hw01_label_corruption")
+    with open(course / "nbgrader_config.py", "a") as fh:
+        fh.write("\nc.SandboxedExecute.notebook_timeout = 30\n")
+    answer = new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION", metadata={"nbgrader": {
+        "grade": False, "grade_id": "answer", "locked": False, "schema_version": 3, "solution": True, "task": False}})
+    source = new_notebook(cells=[_grade_cell("first", "print('first ran')"), answer,
+                                 *[_grade_cell(f"check{i}", "assert answer == 1") for i in range(6)]])
+    source.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (course / "solutions" / "tiny").mkdir()
+    nbformat.write(source, course / "solutions" / "tiny" / "tiny.ipynb")
+    _run([sys.executable, "-m", "nbgrader", "generate_assignment", "tiny"], course, env)
+    released = nbformat.read(course / "assignments" / "tiny" / "tiny.ipynb", as_version=4)
+    for student, code in (("stubborn", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                                       "while True:\n    time.sleep(0.1)"),
+                          ("honest", "answer = 1")):
+        nb = nbformat.from_dict(released)
+        next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "answer").source = code
+        (course / "submitted" / student / "tiny").mkdir(parents=True)
+        nbformat.write(nb, course / "submitted" / student / "tiny" / "tiny.ipynb")
+
+    # without the notebook limit, the stubborn notebook alone would take 600 s a cell
+    _run([sys.executable, "-m", "nbgrader", "autograde", "tiny"], course, env, timeout=400)
+    _run([sys.executable, "-m", "nbgrader", "export", "--to", str(tmp_path / "grades.csv")], course, env)
+    scores = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "grades.csv"))}
+    assert scores == {"stubborn": 1.0, "honest": 7.0}, scores
+
+    graded = nbformat.read(course / "autograded" / "stubborn" / "tiny" / "tiny.ipynb", as_version=4)
+    said = {c.metadata["nbgrader"]["grade_id"]: " ".join(o.get("evalue", "") for o in c.outputs)
+            for c in graded.cells}
+    assert said["answer"] == "the notebook ran past its 30-second limit: this cell was stopped", said
+    assert all(said[f"check{i}"] == "the notebook ran past its 30-second limit: this cell was not run"
+               for i in range(6)), said
+    _run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny"], course, env)
+    feedback = (course / "feedback" / "stubborn" / "tiny" / "tiny.html").read_text()
+    assert "the notebook ran past its 30-second limit" in feedback
+    assert sandbox_pids() == []

@@ -139,6 +139,7 @@ def test_a_run_cannot_trace_its_own_sibling_process():
 
 
 # ----------------------------------------------------------------------------- run totals
+@pytest.mark.slow
 def test_memfd_memory_over_the_run_cap_is_refused_or_killed():
     result = run("fds, chunk = [], b'x' * (32 << 20)\n"  # each under the largest-file limit (64 MB)
                  "for i in range(32):\n    fd = os.memfd_create('hoard'); os.write(fd, chunk); fds.append(fd)\n"
@@ -147,6 +148,7 @@ def test_memfd_memory_over_the_run_cap_is_refused_or_killed():
     assert result.returncode != 0 and result.memory_exhausted
 
 
+@pytest.mark.slow
 def test_the_memory_of_many_processes_together_is_capped():
     result = run("import select\nr, w = os.pipe(); hold, release = os.pipe()\n"
                  "for _ in range(4):\n    if os.fork() == 0:\n"

@@ -181,6 +181,9 @@ class SandboxedExecute(Execute):
         self._assignment_id = None
         if problem is not None:
             self.log.warning("%s=1: autograding with UNISOLATED kernels (%s)", UNSAFE_ENV, problem)
+        else:
+            for weakness in sandbox.weaker_isolation():
+                self.log.warning("kernels run isolated, but %s", weakness)
 
     def _import_graders(self) -> None:
         """The grader modules (``GradeOutsideKernel.grader_modules``) declare what each assignment withholds."""

@@ -16,8 +16,9 @@ Which hierarchy holds a controller is read from ``/proc/self/mountinfo``: a cgro
 These machines mount ``memory`` and ``pids`` as v1 hierarchies (their cgroup2 mount holds
 no controller), so the v1 files are what the tests exercise here; v2 uses the same steps
 with its file names (``memory.max``, ``memory.swap.max``, ``pids.max``, ``cgroup.kill``) and
-needs the two controllers enabled for the grader's children (delegated: a systemd unit
-with ``Delegate=yes``, or a container's own cgroup namespace).
+needs the two controllers enabled for the grader's children, which v2 allows only for a
+group without processes of its own or the root group (a grader in a container whose cgroup
+root it owns works; one inside a systemd service falls back). Not run on these machines.
 
 Where neither is usable, :func:`cgroup_problem` says why; the sandbox still runs, with the
 per-process limits only (the grader logs the weaker isolation rather than refusing to grade).
