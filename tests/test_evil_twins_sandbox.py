@@ -176,6 +176,7 @@ def test_program_sees_only_its_own_processes(tmp_path, final_set):
 # scored the timeout, not the search. Its own files are the control that the walk works.
 SEARCH_THE_DISK = """\
     import os, sys
+    count = 0
     for root, dirs, files in os.walk("/"):
         if root.startswith(("/proc", "/sys")):
             continue
@@ -189,7 +190,8 @@ SEARCH_THE_DISK = """\
                 except OSError as exc:
                     text = "unreadable"
                 print("FOUND", path, repr(text[:40]), file=sys.stderr, flush=True)
-    print("walk finished", file=sys.stderr, flush=True)
+                count += 1
+    print("walk finished:", count, "found", file=sys.stderr, flush=True)
     print("")
     """
 
@@ -207,7 +209,7 @@ def test_searching_the_whole_disk_finds_no_key_grades_or_submissions(tmp_path, f
     # what it found, whether or not the walk finished in time: its own files, nothing else
     own = ["hw02.py", "mnist_util.py", final_set.data.name, final_set.labels.name]
     assert found == sorted(f"/submission/{name}" for name in own), run.stderr_tail[-1500:]
-    assert run.status == "ok" and "walk finished" in run.stderr_tail, (run.status, run.reason)
+    assert run.status == "ok" and f"walk finished: {len(own)} found" in run.stderr_tail, (run.status, run.reason)
 
 
 def public_digit_files():
