@@ -7,8 +7,10 @@ each time into a fresh grades file, every run in the real sandbox:
 
 - ``direct``: the local grader, one submission at a time (``--jobs 1``, no Dask);
 - ``1 worker`` and ``2 workers``: ``--scheduler`` on a ``LocalCluster`` of that many
-  single-slot worker processes (``--nthreads 1``, resource ``grading=1``), as the
-  README's cluster section starts them; the clusters' start is timed separately.
+  single-slot worker processes (``--nthreads 1``, resource ``grading=1``), over TLS with
+  temporary credentials, as ``--scheduler local:N`` starts it
+  (:func:`autograder.hw02.dask_grading.start_local_cluster`); the clusters' start is timed
+  separately.
 
 in ``--repeats`` rounds (default 2) of the three, alternating, so that other load on a
 shared machine falls on all three alike; each one's fastest round is reported.
@@ -31,9 +33,6 @@ import os
 import tempfile
 import time
 from pathlib import Path
-
-import dask
-from distributed import Client, LocalCluster
 
 from autograder.hw02 import dask_grading
 from autograder.hw02.grade import grade_all
@@ -86,10 +85,8 @@ def main(argv=None):
         try:
             for n in report["workers"]:
                 start = time.perf_counter()
-                with dask.config.set({"distributed.scheduler.allowed-failures": dask_grading.ALLOWED_FAILURES}):
-                    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           resources={dask_grading.RESOURCE: 1}, dashboard_address=":0")
-                clusters[n] = (cluster, Client(cluster))
+                client, cluster = dask_grading.start_local_cluster(n)  # as --scheduler local:N: TLS
+                clusters[n] = (cluster, client)
                 clusters[n][1].wait_for_workers(n)
                 starts.append(round(time.perf_counter() - start, 2))
             # Rounds of direct, 1 worker, 2 workers, alternating, so that other load on the

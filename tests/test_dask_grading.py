@@ -6,24 +6,40 @@ check that a class gets exactly the grades of the local grader, that what is sen
 cluster holds no key, that a worker killed mid-run loses no row (its student is retried),
 that a student whose worker is lost for good gets no row and a rerun grades only it, and
 that a rerun after the grader itself was killed grades only the rest.
+
+And that the cluster is TLS only: ``local:N`` grades over TLS and nothing it listens on
+answers a peer without its credentials (plain TCP, TLS without a certificate, TLS with a
+certificate of another CA); a ``dask worker`` without them cannot join; a worker that
+listens without TLS, a client over plain TCP and a ``tcp://`` scheduler address are refused
+before any task is sent; and a real ``dask scheduler`` / ``dask worker`` cluster made with
+the README's certificates grades with ``--tls-*``.
 """
 
+import asyncio
 import csv
 import dataclasses
 import hashlib
+import http.client
+import json
 import os
+import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import cloudpickle
-import dask
+import psutil
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, Security
+from distributed.comm import connect as dask_connect
 
 from autograder.hw02 import dask_grading
 from autograder.hw02 import rules
@@ -52,10 +68,8 @@ def sets(final):
 
 
 def new_cluster(allowed_failures=1):
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                               resources={dask_grading.RESOURCE: 1}, dashboard_address=":0")
-    return cluster, Client(cluster)
+    client, cluster = dask_grading.start_local_cluster(2, allowed_failures=allowed_failures)
+    return cluster, client
 
 
 @pytest.fixture(scope="module")
@@ -184,9 +198,11 @@ def test_jobs_and_scheduler_together_are_refused(tmp_path, sets):
 
 
 def test_workers_without_the_grading_resource_stop_it_before_grading(tmp_path, sets):
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+    security = Security.temporary()
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                           protocol="tls://", security=security)
     try:
-        with Client(cluster) as plain:
+        with Client(cluster, security=security) as plain:
             subs = class_folder(tmp_path, {"a": "print('1')\n"})
             out = tmp_path / "grades.csv"
             with pytest.raises(GraderError, match="--resources grading=1"):
@@ -209,6 +225,176 @@ def test_oversized_and_missing_programs_are_judged_without_sending_them(tmp_path
                                         limits=None, unsafe=False)
     runs = dask_grading.runs_from_worker(dask_grading.grade_on_worker(missing))
     assert [r.reason for r in runs] == ["no hw02.py in the submission"]
+
+
+def listening_ports(pid) -> set:
+    """``(ip, port)`` of every TCP socket process ``pid`` listens on."""
+    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def intruder_context(cert=None, key=None) -> ssl.SSLContext:
+    """An intruder's TLS: it accepts any server, and shows ``cert`` (its own) if given."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def dask_answers(address, **connection_args) -> bool:
+    """Whether the Dask server at ``address`` answers an ``identity`` request over this connection."""
+    async def ask():
+        comm = await dask_connect(address, timeout=5, **connection_args)
+        try:
+            await comm.write({"op": "identity"})
+            return isinstance(await comm.read(), dict)
+        finally:
+            comm.abort()
+
+    try:
+        return asyncio.run(asyncio.wait_for(ask(), 10))  # a web server never answers a Dask message
+    except Exception:
+        return False
+
+
+def web_pages(ip, port):
+    """``None`` if no web server answers on this port, else the paths of Dask's web pages
+    (dashboard, info, JSON, metrics) that it serves."""
+    served, answered = [], False
+    for path in ("/", "/status", "/info/main/workers.html", "/json/identity.json", "/metrics", "/health"):
+        try:
+            with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=5):
+                served.append(path)
+        except urllib.error.HTTPError:  # 404: a web server, without this page
+            pass
+        except (OSError, http.client.HTTPException):  # reset: not a web server (a TLS listener)
+            continue
+        answered = True
+    return served if answered else None
+
+
+def write_credentials(security, folder, role) -> list:
+    """``security``'s CA, certificate and key for ``role`` as files (0600): the CLI's ``--tls-*`` flags."""
+    folder.mkdir(mode=0o700)
+    tls = security.get_tls_config_for_role(role)
+    flags = []
+    for flag, name, text in (("--tls-ca-file", "ca.pem", tls["ca_file"]), ("--tls-cert", f"{role}.pem", tls["cert"]),
+                             ("--tls-key", f"{role}.key", tls["key"])):
+        path = folder / name
+        path.write_text(text)
+        path.chmod(0o600)
+        flags += [flag, str(path)]
+    return flags
+
+
+def dask_cli(*args, env=None) -> subprocess.Popen:
+    """``dask ARGS`` as an instructor types it (its output kept for the failure message)."""
+    dask = Path(sys.executable).with_name("dask")
+    return subprocess.Popen([str(dask), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+
+
+def dask_worker(address, *flags, name, env=None) -> subprocess.Popen:
+    return dask_cli("worker", address, "--name", name, "--nthreads", "1", "--no-dashboard",
+                    "--death-timeout", "20", *flags, env=env)
+
+
+def worker_names(client) -> set:
+    return {str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+
+
+def wait_for_worker(client, name, process, timeout=90):
+    deadline = time.time() + timeout
+    while name not in worker_names(client):
+        if process.poll() is not None or time.time() > deadline:
+            raise AssertionError(f"worker {name} did not join: {process.communicate()[0][-3000:]}")
+        time.sleep(0.3)
+
+
+def stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.mark.parametrize("form, message", [("tcp://{}", "only over TLS"), ("{}", "only over TLS"),
+                                           ("tls://{}", "--tls-ca-file")])
+def test_a_scheduler_without_tls_credentials_is_refused_before_the_grader_connects(tmp_path, sets, capsys,
+                                                                                   form, message):
+    subs = class_folder(tmp_path, {"a": "print('1')\n"})
+    out = tmp_path / "grades.csv"
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # stands where a scheduler would
+        listener.setblocking(False)
+        code = main([str(subs), "--data", str(sets[0].data), "--labels", str(sets[0].labels),
+                     "--key", str(sets[0].key), "--out", str(out), "--no-similarity",
+                     "--scheduler", form.format(f"127.0.0.1:{listener.getsockname()[1]}")])
+        with pytest.raises(BlockingIOError):  # nobody connected: not a byte of final data left
+            listener.accept()
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() or read_rows(out) == []
+
+
+def test_a_client_over_plain_tcp_is_refused_before_any_task(tmp_path, sets, monkeypatch):
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                           resources={dask_grading.RESOURCE: 1}, dashboard_address=None)
+    try:
+        with Client(cluster) as plain:
+            submitted = []
+            original = Client.submit
+
+            def spy(self, *args, **kwargs):
+                submitted.append(args)
+                return original(self, *args, **kwargs)
+
+            monkeypatch.setattr(Client, "submit", spy)
+            subs = class_folder(tmp_path, {"a": "print('1')\n"})
+            out = tmp_path / "grades.csv"
+            with pytest.raises(GraderError, match="without TLS"):
+                grade_all(subs, sets, out, time_limit=SHORT, helpers=HELPERS, scheduler=plain, log=quiet)
+            assert submitted == [] and read_rows(out) == []
+    finally:
+        cluster.close()
+
+
+@pytest.mark.slow
+def test_local_cluster_grades_over_tls_and_answers_nobody_without_its_credentials(tmp_path, sets):
+    before = listening_ports(os.getpid())
+    client, cluster = dask_grading.connect("local:1", log=quiet)  # what --scheduler local:1 starts
+    try:
+        subs = class_folder(tmp_path, {"honest": honest(sets)})
+        grade_all(subs, sets, tmp_path / "grades.csv", time_limit=SHORT, helpers=HELPERS, scheduler=client,
+                  log=quiet)
+        assert [r["score"] for r in read_rows(tmp_path / "grades.csv")] == ["100.0"]
+        assert cluster.scheduler_address.startswith("tls://")
+
+        ports = listening_ports(os.getpid()) - before  # the scheduler, its web server, the nannies
+        for pid in client.run(os.getpid).values():  # each worker and its web server
+            ports |= listening_ports(pid)
+        assert len(ports) >= 3 and {ip for ip, _ in ports} == {"127.0.0.1"}
+        own = client.security.get_connection_args("client")
+        assert dask_answers(cluster.scheduler_address, **own)  # the probe works with the credentials
+        other = write_credentials(Security.temporary(), tmp_path / "other", "client")
+        dask_listeners = []
+        for ip, port in sorted(ports):
+            pages = web_pages(ip, port)
+            if pages is not None:  # one of Dask's web servers: it serves nothing
+                assert pages == [], port
+                continue
+            dask_listeners.append(f"{ip}:{port}")
+            assert not dask_answers(f"tcp://{ip}:{port}"), port
+            assert not dask_answers(f"tls://{ip}:{port}", ssl_context=intruder_context()), port
+            assert not dask_answers(f"tls://{ip}:{port}", ssl_context=intruder_context(other[3], other[5])), port
+        assert cluster.scheduler_address.split("://")[1] in dask_listeners and len(dask_listeners) >= 3
+    finally:
+        client.close()
+        cluster.close()
 
 
 # ----------------------------------------------------------------------------- slow
@@ -330,3 +516,110 @@ def test_rerun_after_the_grader_is_killed_grades_only_the_rest(tmp_path, final):
     rows = read_rows(out)
     assert sorted(r["student"] for r in rows) == sorted(programs)
     assert all(r["status"] == "ok" for r in rows) and list(rows[0]) == COLUMNS
+
+
+@pytest.mark.slow
+def test_a_worker_without_the_credentials_cannot_join(tmp_path):
+    client, cluster = dask_grading.connect("local:1", log=quiet)
+    intruders = {}
+    try:
+        host_port = cluster.scheduler_address.split("://", 1)[1]
+        other = write_credentials(Security.temporary(), tmp_path / "other", "worker")
+        intruders = {"plain": dask_worker(f"tcp://{host_port}", name="plain"),
+                     "no-certificate": dask_worker(f"tls://{host_port}", name="no-certificate"),
+                     "other-ca": dask_worker(f"tls://{host_port}", *other, name="other-ca")}
+        deadline = time.time() + 120
+        while any(p.poll() is None for p in intruders.values()) and time.time() < deadline:
+            assert not worker_names(client) & set(intruders), "a worker joined without the credentials"
+            time.sleep(0.3)
+        for name, process in intruders.items():
+            assert process.poll() not in (None, 0), f"{name}: {process.communicate()[0][-3000:]}"
+        assert not worker_names(client) & set(intruders)
+        # the same command with the cluster's credentials joins: the refusals were about them
+        member = dask_worker(cluster.scheduler_address, *write_credentials(client.security, tmp_path / "own",
+                                                                           "worker"), name="member")
+        intruders["member"] = member
+        wait_for_worker(client, "member", member)
+    finally:
+        for process in intruders.values():
+            stop(process)
+        client.close()
+        cluster.close()
+
+
+@pytest.mark.slow
+def test_a_worker_listening_without_tls_stops_grading_before_any_task(tmp_path, sets, monkeypatch):
+    client, cluster = dask_grading.connect("local:1", log=quiet)
+    rogue = None
+    try:
+        own = write_credentials(client.security, tmp_path / "own", "worker")
+        # it holds the credentials but listens on plain TCP: anyone could reach it there
+        env = {**os.environ, "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "False"}
+        rogue = dask_worker(cluster.scheduler_address, *own, "--protocol", "tcp", "--resources", "grading=1",
+                            name="plain-listener", env=env)
+        wait_for_worker(client, "plain-listener", rogue)
+        submitted = []
+        original = Client.submit
+
+        def spy(self, *args, **kwargs):
+            submitted.append(args)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Client, "submit", spy)
+        subs = class_folder(tmp_path, {"a": "print('1')\n"})
+        out = tmp_path / "grades.csv"
+        with pytest.raises(GraderError, match="not TLS only.*listens on tcp://"):
+            grade_all(subs, sets, out, time_limit=SHORT, helpers=HELPERS, scheduler=client, log=quiet)
+        assert submitted == [] and read_rows(out) == []
+    finally:
+        if rogue is not None:
+            stop(rogue)
+        client.close()
+        cluster.close()
+
+
+def readme_certificate_commands() -> str:
+    """The README's commands that make the CA and the certificates (section 5)."""
+    text = (ROOT / "autograder" / "README.md").read_text()
+    return next(b for b in re.findall(r"```bash\n(.*?)```", text, re.S) if "openssl req -x509" in b)
+
+
+@pytest.mark.slow
+def test_a_cluster_made_with_the_readmes_certificates_grades_with_the_tls_options(tmp_path, sets, final):
+    made = subprocess.run(["bash", "-euc", readme_certificate_commands()], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    certs = tmp_path / "dask-tls"
+    assert {p.name for p in certs.glob("*.key")} >= {"ca.key", "scheduler.key", "worker.key", "client.key"}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in certs.iterdir())
+
+    def flags(role):
+        return ["--tls-ca-file", str(certs / "ca.pem"), "--tls-cert", str(certs / f"{role}.pem"),
+                "--tls-key", str(certs / f"{role}.key")]
+
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": "[]",
+           "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]"}
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [dask_cli("scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                          "127.0.0.1:0", "--scheduler-file", str(scheduler_file), *flags("scheduler"), env=env)]
+    try:
+        deadline = time.time() + 60
+        while not scheduler_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tls://")
+        processes.append(dask_worker(address, "--resources", "grading=1", *flags("worker"), name="w1", env=env))
+        subs = class_folder(tmp_path, {"honest": honest(sets), "wrong": "print('0, 1, 2')\n"})
+        out = tmp_path / "grades.csv"
+        command = [sys.executable, "-m", "autograder.hw02.grade", str(subs), "--final", str(final), "--out",
+                   str(out), "--time-limit", "20s", "--no-similarity", "--scheduler", address]
+        refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 2 and "--tls-ca-file" in refused.stderr
+        assert not out.exists() or read_rows(out) == []
+        graded = subprocess.run(command + flags("client"), cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert graded.returncode == 0, graded.stderr
+        rows = {r["student"]: r for r in read_rows(out)}
+        assert rows["honest"]["score"] == "100.0" and rows["wrong"]["status"] == "ok"
+    finally:
+        for process in reversed(processes):
+            stop(process)
