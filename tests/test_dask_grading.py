@@ -329,13 +329,29 @@ def test_a_scheduler_without_tls_credentials_is_refused_before_the_grader_connec
                                                                                    form, message):
     subs = class_folder(tmp_path, {"a": "print('1')\n"})
     out = tmp_path / "grades.csv"
+    callers, done = [], threading.Event()
     with socket.create_server(("127.0.0.1", 0)) as listener:  # stands where a scheduler would
-        listener.setblocking(False)
-        code = main([str(subs), "--data", str(sets[0].data), "--labels", str(sets[0].labels),
-                     "--key", str(sets[0].key), "--out", str(out), "--no-similarity",
-                     "--scheduler", form.format(f"127.0.0.1:{listener.getsockname()[1]}")])
-        with pytest.raises(BlockingIOError):  # nobody connected: not a byte of final data left
-            listener.accept()
+        listener.settimeout(0.1)
+
+        def answer():  # note who calls, and hang up
+            while not done.is_set():
+                try:
+                    conn, peer = listener.accept()
+                except TimeoutError:
+                    continue
+                callers.append(peer)
+                conn.close()
+
+        answering = threading.Thread(target=answer)
+        answering.start()
+        try:
+            code = main([str(subs), "--data", str(sets[0].data), "--labels", str(sets[0].labels),
+                         "--key", str(sets[0].key), "--out", str(out), "--no-similarity",
+                         "--scheduler", form.format(f"127.0.0.1:{listener.getsockname()[1]}")])
+        finally:
+            done.set()
+            answering.join()
+    assert callers == []  # nobody connected: not a byte of final data left
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists() or read_rows(out) == []
