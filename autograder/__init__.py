@@ -9,4 +9,8 @@
   without nbgrader: the rules and output parser, the secret final data, the stand-alone
   batch grader (``python -m autograder.hw02.grade``), Dask, the similarity report and the
   author-block check.
+
+Shared by both grading paths: :mod:`autograder.submission`, the check that a student's
+submission is regular files only (no links, FIFOs, devices, hard links, oversized files)
+before anything of it is read.
 """
