@@ -415,6 +415,31 @@ def test_bad_submissions_get_a_message_and_the_other_pairs_are_still_reported(tm
     assert "nobody: no hw02.py" in (tmp_path / "s.html").read_text()
 
 
+def test_links_and_fifos_in_place_of_a_program_are_never_followed_or_read(tmp_path):
+    import os
+    secret = tmp_path / "instructor" / "key.txt"
+    secret.parent.mkdir()
+    secret.write_text(HONEST["ada"])  # a program-like secret: followed, it would be compared and shown
+    subs = tmp_path / "subs"
+    write_class(subs, {"ada": HONEST["ada"], "bob": COPIER["bob"]})
+    (subs / "linked").mkdir()
+    (subs / "linked" / "hw02.py").symlink_to(secret)
+    (subs / "fifo").mkdir()
+    os.mkfifo(subs / "fifo" / "hw02.py")  # read, it would block the report for the class
+    (subs / "folder_link").symlink_to(subs / "ada")
+    (subs / "nb").mkdir()
+    (subs / "nb" / "hw02_evil_twins").symlink_to(subs / "ada")
+    messages = []
+    rows = similarity_report(subs, tmp_path / "s.csv", html=tmp_path / "s.html", log=messages.append)
+    text = "\n".join(messages)
+    assert "linked: hw02.py refused (hw02.py is a symbolic link" in text
+    assert "fifo: hw02.py refused (hw02.py is a named pipe" in text
+    assert "folder_link: folder_link is a symbolic link: skipped" in text
+    assert "nb: nb/hw02_evil_twins is a symbolic link: skipped" in text
+    assert pairs(rows) == {frozenset(("ada", "bob"))}
+    assert not [r for r in rows if {"linked", "fifo", "folder_link", "nb"} & {r["student_a"], r["student_b"]}]
+
+
 def test_an_empty_folder_writes_a_csv_with_the_header_only_and_says_so(tmp_path):
     (tmp_path / "subs").mkdir()
     messages = []

@@ -37,6 +37,7 @@ import html as html_lib
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from pathlib import Path
 
 from autograder.hw02.author_block import AuthorBlock, check_author_block
 from autograder.hw02.csv_safe import csv_safe_row
+from autograder.submission import SubmissionRefused, read_regular_file
 
 __all__ = [
     "COLUMNS",
@@ -123,12 +125,11 @@ def published_code() -> list:
 
 
 def _read_program(path: Path) -> tuple:
-    """(text or None, problem or None) for one ``hw02.py``."""
+    """(text or None, problem or None) for one ``hw02.py``, never following a link."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            return None, f"{size} bytes, larger than {MAX_BYTES} bytes: skipped"
-        data = path.read_bytes()
+        data = read_regular_file(path, MAX_BYTES)
+    except SubmissionRefused as refused:
+        return None, f"refused ({'; '.join(refused.problems)}): skipped"
     except OSError as err:
         return None, f"cannot be read ({err.strerror or err}): skipped"
     if b"\0" in data:
@@ -147,8 +148,14 @@ def find_submissions(submissions_dir) -> tuple:
     if not root.is_dir():
         raise NotADirectoryError(f"submissions folder {str(root)!r} does not exist or is not a folder")
     texts, problems = {}, []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        path = next((p for p in (folder / PROGRAM, folder / _NBGRADER_FOLDER / PROGRAM) if p.is_file()), None)
+    for folder in sorted(p for p in root.iterdir() if not p.name.startswith(".")):
+        links = [p for p in (folder, folder / _NBGRADER_FOLDER) if p.is_symlink()]
+        if links:  # a link is never followed, not even to read a program for the report
+            problems.append(f"{folder.name}: {links[0].relative_to(root)} is a symbolic link: skipped")
+            continue
+        if not folder.is_dir():
+            continue
+        path = next((p for p in (folder / PROGRAM, folder / _NBGRADER_FOLDER / PROGRAM) if os.path.lexists(p)), None)
         if path is None:
             problems.append(f"{folder.name}: no {PROGRAM}: skipped")
             continue
