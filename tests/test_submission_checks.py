@@ -156,6 +156,16 @@ def test_control_characters_are_shown_escaped_in_logs():
     assert escape_control(text, keep_newlines=False).count("\n") == 0
 
 
+def test_homework_2_feedback_shows_a_crash_s_terminal_escapes_as_text():
+    from autograder.hw02.rules import RunResult
+    from autograder.nbgrader_plugins.hw02_grading import _describe
+
+    run = RunResult(status="crashed", reason="exit status 1\x1b[2J", stderr_tail="Traceback\x1b]0;pwned\x07\x1b[8m")
+    text = _describe(run, label="set1: ")
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b]0;pwned\\x07" in text and "exit status 1\\x1b[2J" in text
+
+
 def test_a_file_swapped_for_a_link_after_the_check_is_still_refused(folder, secret):
     assert check_submission(folder) == []
     (folder / "hw02.py").unlink()

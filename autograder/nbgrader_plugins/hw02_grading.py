@@ -27,6 +27,7 @@ from autograder.hw02.data import load_debugging_set, load_final_sets
 from autograder.hw02.rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
                          grade_submission, score_errors)
 from autograder.nbgrader_plugins.outside_kernel import CellGrade, GraderProblem, GradingContext, register
+from autograder.submission import escape_control
 
 
 def _program(ctx: GradingContext) -> Path:
@@ -44,9 +45,9 @@ def _release_dir(ctx: GradingContext) -> Path:
 
 def _describe(run, evil=None, label="") -> str:
     if run.status != "ok":
-        text = f"{label}0 % ({run.status}): {run.reason}"
-        if run.status == "crashed" and run.stderr_tail.strip():
-            text += "\nEnd of its error output:\n" + run.stderr_tail.strip()[-1200:]
+        text = f"{label}0 % ({run.status}): {escape_control(run.reason)}"
+        if run.status == "crashed" and run.stderr_tail.strip():  # the student's text, control characters shown escaped
+            text += "\nEnd of its error output:\n" + escape_control(run.stderr_tail.strip()[-1200:])
         return text
     errors, missed, false_flags = count_errors(run.flagged, evil)
     return (f"{label}{errors} errors ({missed} evil twins missed, {false_flags} digits wrongly "
