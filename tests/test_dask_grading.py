@@ -323,6 +323,20 @@ def stop(process):
             process.wait()
 
 
+@pytest.fixture
+def submitted(monkeypatch) -> list:
+    """The arguments of every ``Client.submit`` made while the test runs (a task sent to a worker)."""
+    tasks = []
+    original = Client.submit
+
+    def spy(self, *args, **kwargs):
+        tasks.append(args)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, "submit", spy)
+    return tasks
+
+
 @pytest.mark.parametrize("form, message", [("tcp://{}", "only over TLS"), ("{}", "only over TLS"),
                                            ("tls://{}", "--tls-ca-file")])
 def test_a_scheduler_without_tls_credentials_is_refused_before_the_grader_connects(tmp_path, sets, capsys,
@@ -357,19 +371,11 @@ def test_a_scheduler_without_tls_credentials_is_refused_before_the_grader_connec
     assert not out.exists() or read_rows(out) == []
 
 
-def test_a_client_over_plain_tcp_is_refused_before_any_task(tmp_path, sets, monkeypatch):
+def test_a_client_over_plain_tcp_is_refused_before_any_task(tmp_path, sets, submitted):
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
                            resources={dask_grading.RESOURCE: 1}, dashboard_address=None)
     try:
         with Client(cluster) as plain:
-            submitted = []
-            original = Client.submit
-
-            def spy(self, *args, **kwargs):
-                submitted.append(args)
-                return original(self, *args, **kwargs)
-
-            monkeypatch.setattr(Client, "submit", spy)
             subs = class_folder(tmp_path, {"a": "print('1')\n"})
             out = tmp_path / "grades.csv"
             with pytest.raises(GraderError, match="without TLS"):
@@ -564,7 +570,7 @@ def test_a_worker_without_the_credentials_cannot_join(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_worker_listening_without_tls_stops_grading_before_any_task(tmp_path, sets, monkeypatch):
+def test_a_worker_listening_without_tls_stops_grading_before_any_task(tmp_path, sets, submitted):
     client, cluster = dask_grading.connect("local:1", log=quiet)
     rogue = None
     try:
@@ -574,14 +580,6 @@ def test_a_worker_listening_without_tls_stops_grading_before_any_task(tmp_path, 
         rogue = dask_worker(cluster.scheduler_address, *own, "--protocol", "tcp", "--resources", "grading=1",
                             name="plain-listener", env=env)
         wait_for_worker(client, "plain-listener", rogue)
-        submitted = []
-        original = Client.submit
-
-        def spy(self, *args, **kwargs):
-            submitted.append(args)
-            return original(self, *args, **kwargs)
-
-        monkeypatch.setattr(Client, "submit", spy)
         subs = class_folder(tmp_path, {"a": "print('1')\n"})
         out = tmp_path / "grades.csv"
         with pytest.raises(GraderError, match="not TLS only.*listens on tcp://"):

@@ -27,7 +27,7 @@ from autograder.hw02.data import load_debugging_set, load_final_sets
 from autograder.hw02.rules import (FREE_ERRORS, HW02, MAX_PROGRAM_BYTES, count_errors, course_helpers,
                          grade_submission, score_errors)
 from autograder.nbgrader_plugins.outside_kernel import CellGrade, GraderProblem, GradingContext, register
-from autograder.submission import escape_control
+from autograder.submission import SubmissionRefused, escape_control, read_regular_file
 
 
 def _program(ctx: GradingContext) -> Path:
@@ -43,6 +43,14 @@ def _release_dir(ctx: GradingContext) -> Path:
     raise GraderProblem(f"homework 2's debugging files are not in {ctx.course_root / 'solutions' / HW02}")
 
 
+def _instructor_data(load, ctx: GradingContext):
+    """``load(course_root=...)`` of the instructor's data; missing or malformed stops autograde."""
+    try:
+        return load(course_root=ctx.course_root)
+    except (FileNotFoundError, ValueError) as exc:
+        raise GraderProblem(str(exc)) from None
+
+
 def _describe(run, evil=None, label="") -> str:
     if run.status != "ok":
         text = f"{label}0 % ({run.status}): {escape_control(run.reason)}"
@@ -56,10 +64,7 @@ def _describe(run, evil=None, label="") -> str:
 
 @register(HW02, "test_debugging")
 def grade_debugging_file(ctx: GradingContext) -> CellGrade:
-    try:
-        secret = load_debugging_set(course_root=ctx.course_root)
-    except (FileNotFoundError, ValueError) as exc:
-        raise GraderProblem(str(exc)) from None
+    secret = _instructor_data(load_debugging_set, ctx)
     grade = grade_submission(_program(ctx), [(secret.data, secret.labels, secret.evil, secret.n_digits)],
                              helpers=course_helpers(_release_dir(ctx)))
     text = "Debugging-like file: " + _describe(grade.runs[0], secret.evil) if grade.runs else grade.reason
@@ -71,10 +76,7 @@ def grade_debugging_file(ctx: GradingContext) -> CellGrade:
 
 @register(HW02, "test_final")
 def grade_final_data(ctx: GradingContext) -> CellGrade:
-    try:
-        sets = load_final_sets(course_root=ctx.course_root)
-    except (FileNotFoundError, ValueError) as exc:
-        raise GraderProblem(str(exc)) from None
+    sets = _instructor_data(load_final_sets, ctx)
     folder = _release_dir(ctx)
     program = _program(ctx)
     grade = grade_submission(program, [(s.data, s.labels, s.evil, s.n_digits) for s in sets],
@@ -85,10 +87,10 @@ def grade_final_data(ctx: GradingContext) -> CellGrade:
     if not grade.runs:
         lines.append(f"0 %: {grade.reason}")
     lines.append(f"Score: {grade.score:.1f} %")
-    try:
-        source = program.read_bytes()[:MAX_PROGRAM_BYTES].decode("utf-8", "replace")
+    try:  # never through a link (autograde refuses those before this)
+        source = read_regular_file(program)[:MAX_PROGRAM_BYTES].decode("utf-8", "replace")
         block = check_author_block(source)
         lines.append(f"Author block: {block.status}" + (f" ({block.reason})" if block.reason else ""))
-    except OSError:
+    except (OSError, SubmissionRefused):
         pass
     return CellGrade(ctx.max_points * grade.score / 100.0, "\n".join(lines))
