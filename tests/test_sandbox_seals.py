@@ -89,9 +89,10 @@ def test_a_key_stored_in_one_run_cannot_be_read_by_the_next_run_of_the_same_uid(
 # ----------------------------------------------------------------------------- files
 def test_dev_shm_is_writable_and_private_to_its_run(one_uid):
     first = run("open('/dev/shm/channel', 'w').write('x'); open('/tmp/channel', 'w').write('x'); print('written')")
-    second = run("print(os.listdir('/dev/shm'), os.listdir('/tmp'))")
+    second = run("print(os.listdir('/dev/shm'), 'channel' in os.listdir('/tmp'))")
     assert out(first) == "written", first.stderr_tail
-    assert out(second) == "[] []", second.stderr_tail
+    # /tmp may hold the folders leading to a runtime that lives under the host's /tmp (a CI clone)
+    assert out(second) == "[] False", second.stderr_tail
 
 
 @pytest.mark.slow
