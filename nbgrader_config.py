@@ -70,12 +70,21 @@ c.GenerateAssignment.preprocessors = [
 # A submitted folder holding a link, FIFO, device, hard link or oversized file is refused
 # before nbgrader reads or copies anything of it (autograder/nbgrader_plugins/submission_checks.py).
 submission_checks.install()
-# Grading outputs are the instructor's only: what nbgrader and the graders create is 0600
-# (folders 0700); autograded files 0400 instead of nbgrader's 0444, feedback 0600 (it is
-# handed out through the exchange, which sets its own modes).
-os.umask(0o077)
-c.Autograde.permissions = 400
-c.GenerateFeedback.permissions = 600
+# Grading outputs are closed to students (the feedback is handed out through the exchange,
+# which sets its own modes). In a course folder closed to others and shared by a grading
+# group (mode 2770, as deploy/install.sh makes it) co-graders read them too: umask 007,
+# autograded files 0440, feedback 0640. Anywhere else they are the instructor's only:
+# umask 077, 0400, 0600 (instead of nbgrader's 0444 and 0644).
+if os.stat(c.CourseDirectory.root).st_mode & 0o2007 == 0o2000:
+    os.umask(0o007)
+    c.Autograde.permissions = 440
+    c.GenerateFeedback.permissions = 640
+else:
+    os.umask(0o077)
+    c.Autograde.permissions = 400
+    c.GenerateFeedback.permissions = 600
+# nbgrader collect copies a submission with the exchange's modes (folder 0777): this one closes it to others.
+c.ExchangeFactory.collect = "autograder.nbgrader_plugins.closed_collect.ClosedCollect"
 # Homework 2: autograde keeps each student's own hw02.py.
 c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
 # Restores locked cells and their hidden tests; warns only when a student edited a locked cell.

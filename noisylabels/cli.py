@@ -8,6 +8,8 @@
   course's ``gradebook.db``, which ``nbgrader autograde`` needs);
 - ``noisylabels lab``: JupyterLab at the course root for students (``--instructor``: with
   the nbgrader tools).
+- ``noisylabels doctor``: check the permissions that keep a class's students apart on a
+  shared server (``autograder/permissions.py``), each problem with the command that fixes it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ def _cmd_lab(args) -> int:
                     print_only=args.print_command)
 
 
+def _cmd_doctor(args) -> int:
+    from autograder.permissions import doctor
+    from .course import find_root
+    from .lab import exchange_root
+
+    course = Path(args.course or args.root or find_root())
+    exchange = args.exchange or exchange_root(course)[0]
+    return doctor(course, exchange, instructor=args.instructor, group=args.group, roster=args.roster,
+                  config_dirs=args.config_dir or None, verbose=args.verbose)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="noisylabels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="course repository (default: found from the current folder)")
@@ -109,6 +122,20 @@ def main(argv=None) -> int:
                      help="PyTorch/BLAS threads a kernel (default: 1 on machines with up to 4 cores; 0: library default)")
     lab.add_argument("--print-command", action="store_true", help="print the command and settings, do not start")
     lab.set_defaults(func=_cmd_lab)
+
+    d = sub.add_parser("doctor", help="check the class's permissions on a shared server, with the fixes",
+                       description="Check every permission that keeps a class's students apart (course folder, "
+                                   "grading outputs, exchange, home folders, environment, system nbgrader "
+                                   "config); print each problem with the command that fixes it. Exit 1 if any.")
+    d.add_argument("--course", help="the course folder (default: found from the current folder)")
+    d.add_argument("--exchange", help="nbgrader's exchange (default: the Exchange.root nbgrader reads)")
+    d.add_argument("--instructor", help="the account that should own the course (default: its owner)")
+    d.add_argument("--group", default="graders", help="the grading group (default graders)")
+    d.add_argument("--roster", help="the roster CSV: also check these accounts' home folders")
+    d.add_argument("--config-dir", action="append",
+                   help="folder of the system nbgrader_config.py (default: /etc/jupyter and the other system folders)")
+    d.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
+    d.set_defaults(func=_cmd_doctor)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "lab":
