@@ -23,6 +23,7 @@ from nbgrader.preprocessors import (
 from autograder.nbgrader_plugins.preprocessors import (
     HideHiddenTestsInFeedback, OverwriteCellsExpectingHiddenTests, SanitizeStudentContent,
 )
+from autograder.nbgrader_plugins.feedback_page import OfflineFeedbackExporter
 from autograder.nbgrader_plugins.kernel_sandbox import SandboxedExecute
 from autograder.nbgrader_plugins.outside_kernel import GradeOutsideKernel
 from autograder.nbgrader_plugins.release_stubs import ReleaseStubs
@@ -119,6 +120,9 @@ c.GradeOutsideKernel.grader_modules = [
 # Every HTML page nbgrader renders from a submission (the feedback, formgrader's submission
 # view) is sanitized first, also for notebooks autograded before SanitizeStudentContent.
 c.HTMLExporter.preprocessors = [SanitizeStudentContent]
+# Feedback pages readable offline: math drawn as MathML when the page is made (no MathJax,
+# nothing fetched), wide figures fit the page (autograder/nbgrader_plugins/feedback_page.py).
+c.GenerateFeedback.exporter_class = OfflineFeedbackExporter
 # HideHiddenTestsInFeedback: no hidden test code, tracebacks quoting it, or check data.
 c.GenerateFeedback.preprocessors = [
     GetGrades, HideHiddenTestsInFeedback, ClearHiddenTests, CSSHTMLHeaderPreprocessor,

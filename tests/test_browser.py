@@ -222,29 +222,47 @@ def test_instructor_lab_has_nbgrader_tools_without_exchange_or_course_errors(ins
     assert not [u for u in page.external_requests if "mathjax" in u.lower()], page.external_requests
 
 
-def test_formgrader_pages_load_mathjax_from_the_server_not_a_cdn(instructor_lab):
-    """The formgrader's grading and feedback pages call nbconvert's MathJax macro with its CDN
-    default; the instructor set-up's template folder points it at jupyter-server-mathjax."""
+def test_formgrader_pages_render_math_with_the_servers_mathjax_and_its_fonts(instructor_lab, browser, tmp_path):
+    """The formgrader's grading view calls nbconvert's MathJax macro with its CDN default; the
+    instructor set-up's template folder loads jupyter-server-mathjax's copy instead, under the
+    server's base URL, with the STIX-Web fonts that package ships (no missing-font requests)."""
     from noisylabels.lab import lab_command
 
     _, env = lab_command(instructor_lab.course, instructor=True)
+    page_file = instructor_lab.course / "formgrade_math.html"
     script = (
-        "import nbformat, re\n"
+        "import nbformat, sys\n"
         "from traitlets.config import Config\n"
         "from nbconvert.exporters import HTMLExporter\n"
         "import nbgrader.server_extensions.formgrader.handlers as h\n"
         "c = Config(); c.HTMLExporter.template_name = 'formgrade'\n"
         "c.HTMLExporter.extra_template_basedirs = [h.template_path]\n"
-        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('$x^2$')])\n"
+        "nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('$x^2$ and $$\\\\sum_i w_i$$')])\n"
         "body, _ = HTMLExporter(config=c).from_notebook_node(nb, resources=dict(base_url='', notebook_id='x', index=0, total=1))\n"
-        "print([s for s in re.findall(r'<script src=\"([^\"]*)\"', body) if 'MathJax' in s or 'mathjax' in s])\n"
+        "open(sys.argv[1], 'w').write(body)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script, str(page_file)], env=env, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    urls = eval(out.stdout.strip().splitlines()[-1])  # a printed list of strings
-    assert urls == ["/static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"], urls
-    with urllib.request.urlopen(f"{instructor_lab.url}{urls[0].split('?')[0]}?token={TOKEN}", timeout=10) as r:
-        assert r.status == 200 and b"MathJax" in r.read(2000)
+    body = page_file.read_text()
+    assert "/static/jupyter_server_mathjax/MathJax.js" in body and "cdnjs" not in body and "STIX-Web" in body
+    page = browser.new_page()
+    failed, requests = [], []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+    page.goto(f"{instructor_lab.url}/files/formgrade_math.html?token={TOKEN}")
+    page.wait_for_selector("span.MathJax", timeout=60_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(tmp_path / "formgrade_math.png"))
+    rendered = len(page.query_selector_all("span.MathJax"))
+    errors = page.query_selector_all(".MathJax_Error")
+    page.close()
+    assert rendered >= 2 and not errors
+    assert failed == [], failed  # no missing script or font file
+    mathjax = [u for u in requests if "jupyter_server_mathjax" in u]
+    # the fonts the package ships (STIX-Web), not MathJax's default TeX fonts, which it lacks
+    assert any("/STIX-Web/" in u for u in mathjax) and not any("/fonts/TeX/" in u for u in mathjax), mathjax
+    assert [u for u in requests if not u.startswith((instructor_lab.url, "about:"))] == [], requests
 
 
 def test_site_pages_render_math_from_the_local_mathjax_without_the_network(browser, tmp_path):

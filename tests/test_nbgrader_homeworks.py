@@ -239,3 +239,7 @@ def test_autograde_outside_kernel_gives_points_earned_and_cheating_gains_nothing
         leaked = [line for line in hidden if len(line) > 6 and line in text]
         assert not leaked, (student, leaked[:5])
         assert "application/vnd.noisylabels.check+json" not in html
+        # readable offline: no script at all (no MathJax from a CDN), math drawn as MathML
+        assert "<script" not in html.lower(), student
+        if "$" in "".join(c.source for c in nbformat.read(released, as_version=4).cells if c.cell_type == "markdown"):
+            assert "<math" in html, student
