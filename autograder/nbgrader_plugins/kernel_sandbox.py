@@ -7,9 +7,11 @@ final data). :class:`SandboxedExecute` (configured in ``nbgrader_config.py`` in 
 nbgrader's ``Execute``) starts the kernel through bubblewrap instead, with the same
 isolation as :mod:`autograder.sandbox`:
 
-- an unprivileged uid of its own, its own PID, IPC, UTS and network namespaces (the
-  kernel talks to nbgrader over Unix sockets in a private folder: ZeroMQ's ``ipc``
-  transport, so it needs no network at all);
+- an unprivileged uid of its own (when nbgrader runs as root; run by an ordinary account,
+  the kernel keeps that account's uid inside a user namespace of its own: the sandbox's
+  unprivileged mode), its own PID, IPC, UTS and network namespaces (the kernel talks to
+  nbgrader over Unix sockets in a private folder: ZeroMQ's ``ipc`` transport, so it needs
+  no network at all);
 - a mount namespace with the system and the course environment read-only (the course
   library is importable: the homework notebooks need it), a private ``/tmp``, and a
   **copy** of the notebook's folder at the folder's own path: what the notebook writes
@@ -18,8 +20,8 @@ isolation as :mod:`autograder.sandbox`:
   (memory and processes of the whole kernel) as every sandboxed run, and limits on
   memory, processes and file size per process: the command line and the start-up steps
   come from :class:`autograder.sandbox.IsolatedRun`, shared with homework 2's runs; when
-  the kernel shuts down, its PID namespace, its cgroup and every process of its uid are
-  killed;
+  the kernel shuts down, its PID namespace, its cgroup and (root mode) every process of its
+  uid are killed;
 - a wall-clock limit for the **whole notebook** (``SandboxedExecute.notebook_timeout``,
   on top of nbgrader's per-cell ``timeout``): past it the kernel is killed, the cells
   not yet run are left without output (nbgrader scores them 0) and the first of them
@@ -66,8 +68,18 @@ UNSAFE_ENV = "NOISYLABELS_UNSAFE_SANDBOX"
 KERNEL_LIMITS = sandbox.Limits(memory=12 * sandbox.GB, processes=512, file_size=512 * sandbox.MB,
                                tmp_size=1 * sandbox.GB, shm_size=1 * sandbox.GB)
 #: Environment variables a kernel inherits from nbgrader's (everything else is dropped).
-PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NOISYLABELS_SIZE",
+PASSED_ENV = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NOISYLABELS_SIZE",
               "NOISYLABELS_HW02_TIME_LIMIT", "PYTHONHASHSEED")
+
+
+def _default_thread_env(env: dict) -> dict:
+    """``noisylabels lab``'s thread setting (one a kernel on a small machine) unless ``env`` sets one."""
+    from noisylabels.lab import THREAD_VARIABLES, default_threads
+
+    threads = default_threads()
+    if not threads or any(name in env for name in THREAD_VARIABLES):
+        return {}
+    return {name: str(threads) for name in THREAD_VARIABLES}
 
 
 def _course_packages() -> list:
@@ -97,8 +109,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         uid = self._run.uid
         sockets = self._private / "s"
         sockets.mkdir()
-        os.chown(sockets, uid, uid)
-        os.chmod(self._private, 0o755)
+        if self._run.privileged:  # the kernel's own uid must reach its sockets
+            os.chown(sockets, uid, uid)
+            os.chmod(self._private, 0o755)  # unprivileged mode: the kernel is this account, 0700 is enough
         self.transport = "ipc"
         self.ip = str(sockets / "k")
         return await super()._async_pre_start_kernel(**kw)
@@ -111,13 +124,17 @@ class SandboxedKernelManager(AsyncKernelManager):
                    IPYTHONDIR="/tmp/ipython", JUPYTER_RUNTIME_DIR="/tmp/jupyter",
                    PATH=os.pathsep.join([os.path.dirname(os.path.abspath(sys.executable)), "/usr/bin", "/bin"]))
         env.setdefault("LANG", "C.UTF-8")
+        # as in `noisylabels build` and `lab`: one PyTorch/BLAS thread a kernel on a small machine, unless
+        # set (hw01 graded in 385 s with PyTorch's default 2 threads on a busy 2-core machine; 1 thread: issue 23)
+        env.update(_default_thread_env(env))
         # the notebook's folder, copied: the kernel may write there, the original stays as it is
         self._scratch = self._private / "notebook"
         shutil.copytree(cwd, self._scratch, symlinks=False)
-        for root, dirs, files in os.walk(self._scratch):
-            for name in dirs + files:
-                os.lchown(os.path.join(root, name), uid, uid)
-        os.chown(self._scratch, uid, uid)
+        if self._run.privileged:  # unprivileged mode: the copy is this account's already
+            for root, dirs, files in os.walk(self._scratch):
+                for name in dirs + files:
+                    os.lchown(os.path.join(root, name), uid, uid)
+            os.chown(self._scratch, uid, uid)
         connection = self._private / "s" / "connection.json"
         shutil.copyfile(self.connection_file, connection)
         os.chmod(connection, 0o444)
@@ -127,7 +144,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         mounts = grading_edition.edition_mounts(self.assignment_id, self._private / "edition")
         mounts += ["--bind", str(self._scratch), str(cwd),
                    "--bind", str(self._private / "s"), str(self._private / "s")]
-        self.log.debug("starting the kernel in the sandbox as uid %s", uid)
+        self.log.debug("starting the kernel in the sandbox as uid %s (%s mode)", uid,
+                       "root" if self._run.privileged else "unprivileged")
         kw["stdout"] = subprocess.DEVNULL  # the kernel's start-up banner; its stderr stays for errors
         with self._run.launch(cmd, runtime=runtime, workdir=str(cwd), env=env, mount_points=[cwd, self._private / "s"],
                               mounts=mounts) as (argv, popen_kwargs):
@@ -149,7 +167,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def _end_run(self) -> None:
         if self._run is not None:
-            self._run.close()  # kills whatever the kernel left, frees its cgroup and uid
+            self._run.close()  # kills what the kernel left (its namespace, cgroup, root mode: uid), frees them
             self._run = None
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)

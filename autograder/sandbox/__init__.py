@@ -34,6 +34,24 @@ What one :func:`run_sandboxed` call gives the command (see ``autograder/README.m
   for the **whole run**, a control group (:mod:`autograder.sandbox.cgroup`) capping its
   memory (``memfd``, ``/dev/shm`` and ``/tmp`` pages included) and its processes.
 
+That is the **root mode**, used when the grader runs as root. A grader running as an
+ordinary account (an instructor grading their own course folder) gets the **unprivileged
+mode** instead, chosen automatically (:func:`privileged`): bubblewrap makes a user namespace
+too (``--unshare-user --disable-userns``, no capabilities), with the same PID, network, IPC,
+UTS and mount namespaces, file system, seccomp filter and limits. The run is the grader's
+own uid outside its namespaces, so nothing is ever killed by uid in this mode (that would
+kill the instructor's own processes): a run's processes end with its PID namespace and its
+cgroup. What differs:
+
+- no uid of its own; the run gets a new, empty session keyring (the filter refuses every
+  keyring call anyway; the user keyrings are per user namespace on Linux 5.3 and later);
+- its process limit is set inside its user namespace (``prlimit --nproc``), where Linux 5.14
+  and later count only the run's own processes; on an older kernel it is set to the
+  grader's current number of processes plus the limit;
+- its cgroup is made in a subtree root delegated once to the graders' unix group
+  (``python -m autograder.sandbox.delegate --group GROUP``); without one, the run's total
+  memory and processes are limited per process only and :func:`weaker_isolation` says so.
+
 Where bubblewrap, libseccomp or the privileges they need are missing,
 :func:`sandbox_problem` says why and callers refuse to grade unless asked for the weaker
 ``unsafe`` mode (plain ``setrlimit`` and a scratch folder, the program running as the
@@ -47,8 +65,10 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
+import re
 import resource
 import shutil
 import signal
@@ -56,6 +76,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -73,6 +94,7 @@ __all__ = [
     "SandboxUnavailable",
     "UidLease",
     "IsolatedRun",
+    "privileged",
     "bwrap_arguments",
     "weaker_isolation",
     "leftover_processes",
@@ -229,39 +251,103 @@ def _visible_entries(packages: tuple) -> tuple:
 
 
 # ----------------------------------------------------------------------------- availability
+def privileged() -> bool:
+    """Root mode (a uid of its own per run) when the grader is root, else the unprivileged mode."""
+    return os.geteuid() == 0
+
+
 @lru_cache(maxsize=None)
+def _bwrap_disables_userns() -> bool:
+    """Whether this bubblewrap has ``--disable-userns`` (0.8 and later)."""
+    run = subprocess.run(["bwrap", "--help"], capture_output=True, text=True)
+    return "--disable-userns" in run.stdout + run.stderr
+
+
+def _kernel_version() -> tuple:
+    return tuple(int(p) for p in re.findall(r"\d+", os.uname().release)[:2])
+
+
+def nproc_counts_per_user_namespace() -> bool:
+    """Whether ``RLIMIT_NPROC`` set inside a user namespace counts only that namespace's
+    processes of the uid (Linux 5.14 and later, "ucounts")."""
+    return _kernel_version() >= (5, 14)
+
+
+_probe_lock = threading.Lock()
+
+
 def sandbox_problem() -> str | None:
-    """Why the isolated sandbox cannot run here, or ``None`` when it can."""
+    """Why the isolated sandbox cannot run here, or ``None`` when it can (in this grader's mode).
+
+    Found out once per process (threads wait for the first answer)."""
+    with _probe_lock:
+        return _sandbox_problem()
+
+
+@lru_cache(maxsize=None)
+def _sandbox_problem() -> str | None:
     if sys.platform != "linux":
         return "the sandbox needs Linux namespaces"
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
-    if shutil.which("setpriv") is None:
+    if privileged() and shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    if os.geteuid() != 0:
-        return ("the grader must run as root to give each program an unprivileged uid of its "
-                "own (run it with sudo, or in a container where it is root)")
+    if not privileged() and shutil.which("prlimit") is None:
+        return "prlimit (util-linux) is not installed"
     problem = seccomp.filter_problem()
     if problem:
         return problem
+    lease = UidLease() if privileged() else None  # a uid no run of any grader is using
+    if lease is not None:
+        try:
+            uid = lease.acquire()
+        except (OSError, SandboxUnavailable) as error:
+            return f"no sandbox uid can be leased: {error}"
+        wrapper = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+    else:
+        wrapper = ["prlimit", "--nproc=64:64", "--"]
     filter_fd = seccomp.filter_fd()
     try:
-        probe = subprocess.run(["bwrap", "--seccomp", str(filter_fd), *_system_mounts(), "--unshare-pid",
+        probe = subprocess.run(["bwrap", "--seccomp", str(filter_fd), *_system_mounts(),
+                                *([] if privileged() else _user_namespace_arguments()), "--unshare-pid",
                                 "--unshare-net", "--unshare-ipc", "--die-with-parent", "--proc", "/proc",
-                                "--", "setpriv", f"--reuid={UID_RANGE[0]}", f"--regid={UID_RANGE[0]}",
-                                "--clear-groups", "true"],
+                                "--", *wrapper, "true"],
                                capture_output=True, text=True, pass_fds=(filter_fd,))
     finally:
         os.close(filter_fd)
+        if lease is not None:
+            lease.release()
     if probe.returncode != 0:
-        return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[-300:]}"
+        if privileged():
+            return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[-300:]}"
+        return (f"bubblewrap cannot create an unprivileged user namespace here ({probe.stderr.strip()[-300:]}): "
+                f"allow them (sysctl user.max_user_namespaces > 0; kernel.unprivileged_userns_clone=1 on "
+                f"Debian kernels before 6.1; AppArmor's kernel.apparmor_restrict_unprivileged_userns=0 on "
+                f"Ubuntu 24.04), or grade as root")
     return None
 
 
 def weaker_isolation() -> list:
     """What the isolated sandbox lacks on this machine without refusing to run (for the log)."""
+    weaker = []
+    if not privileged():
+        weaker.append("unprivileged mode: runs are this account's uid outside their namespaces, with no uid "
+                      "of their own (see 'Grading without root' in autograder/README.md)")
+        if not nproc_counts_per_user_namespace():
+            weaker.append(f"Linux {'.'.join(map(str, _kernel_version()))} counts a run's process limit over "
+                          f"every process of this account (5.14 and later count the run's own)")
     problem = cgroup.cgroup_problem()
-    return [problem] if problem else []
+    if problem:
+        weaker.append(problem)
+    return weaker
+
+
+def _user_namespace_arguments() -> list:
+    """bubblewrap arguments of the unprivileged mode: a user namespace, no nested one, no capabilities."""
+    args = ["--unshare-user"]
+    if _bwrap_disables_userns():
+        args.append("--disable-userns")
+    return args + ["--cap-drop", "ALL"]
 
 
 def _system_mounts() -> list:
@@ -343,7 +429,13 @@ def _processes_by_uid(uids) -> dict:
 
 
 def leftover_processes() -> list:
-    """Pids of sandbox-uid processes that no run holds a lease for: what a run left behind."""
+    """Pids of sandbox processes that no run holds any more: what a run left behind.
+
+    Root mode: processes of the sandbox uids that no run holds a lease for. Unprivileged
+    mode: :func:`_orphaned_sandbox_processes` (never every process of this account).
+    """
+    if not privileged():
+        return _orphaned_sandbox_processes()
     leftovers = []
     for uid, pids in _processes_by_uid(UID_RANGE).items():
         lock = LOCK_DIR / f"uid-{uid}.lock"
@@ -358,8 +450,54 @@ def leftover_processes() -> list:
     return sorted(leftovers)
 
 
+def _status(pid) -> dict:
+    fields = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def _orphaned_sandbox_processes() -> list:
+    """This account's processes in a PID namespace whose init is a bubblewrap that no
+    bubblewrap of this PID namespace watches any more (its run is over, yet it lives).
+
+    A run's namespace init is ``bwrap``, child of the ``bwrap`` the grader started; while
+    that one lives the run is in progress (this or another grader's, or an application
+    sandboxed by bubblewrap, e.g. Flatpak). Other namespaces (a browser's sandbox) are not
+    the sandbox's and are never reported.
+    """
+    own_ns, uid = os.readlink("/proc/self/ns/pid"), os.getuid()
+    info = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError, KeyError):
+                status = _status(entry.name)
+                if int(status["Uid"][0]) == uid and status["State"][0] != "Z":  # a zombie holds nothing
+                    info[int(entry.name)] = (os.readlink(f"/proc/{entry.name}/ns/pid"), int(status["PPid"][0]),
+                                             status["Name"][0] if status.get("Name") else "", status["NSpid"])
+    namespaces = {}
+    for pid, (ns, _, _, _) in info.items():
+        if ns != own_ns:
+            namespaces.setdefault(ns, []).append(pid)
+    leftovers = []
+    for ns, pids in namespaces.items():
+        inits = [p for p in pids if info[p][3][-1] == "1"]
+        if not inits or info[inits[0]][2] != "bwrap":
+            continue
+        parent = info.get(info[inits[0]][1])
+        if parent is not None and parent[0] == own_ns and parent[2] == "bwrap":
+            continue  # its run is in progress
+        leftovers += pids
+    return sorted(leftovers)
+
+
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid`` (none should exist outside a run)."""
+    """SIGKILL every process of ``uid`` (none should exist outside a run). Root mode only:
+    in the unprivileged mode the run's uid is the grader's own."""
+    if not privileged():
+        raise RuntimeError("refusing to kill every process of this account's uid (unprivileged mode)")
     for _ in range(50):
         pids = _processes_by_uid((uid,)).get(uid, [])
         if not pids:
@@ -402,21 +540,39 @@ def _preexec(limits: Limits, cpu_seconds: float | None, isolated: bool, run=None
             soft, hard = min(soft, current), min(hard, current)
         resource.setrlimit(kind, (soft, hard))
 
+    nproc = limits.processes
+    if run is not None and not run.privileged:
+        # set inside the run's user namespace (prlimit, see bwrap_arguments), where only the
+        # run's processes count; an older kernel counts every process of this account
+        nproc = None if nproc is None or nproc_counts_per_user_namespace() else _task_count(os.getuid()) + nproc
+
     def preexec():  # in the child, between fork and exec: inherited by everything it starts
         if not isolated:
             os.setsid()
         if run is not None:
             if run.cgroup is not None:
                 run.cgroup.join()
-            _fresh_keyrings(run.uid)
+            if run.privileged:
+                _fresh_keyrings(run.uid)
+            else:
+                _new_session_keyring()
         limit(resource.RLIMIT_AS, limits.memory)
         limit(resource.RLIMIT_FSIZE, limits.file_size)
         limit(resource.RLIMIT_CORE, 0)
         if cpu_seconds is not None:
             limit(resource.RLIMIT_CPU, int(cpu_seconds), int(cpu_seconds) + 5)
-        limit(resource.RLIMIT_NPROC, limits.processes)
+        limit(resource.RLIMIT_NPROC, nproc)
 
     return preexec
+
+
+def _task_count(uid: int) -> int:
+    """Processes and threads of ``uid`` now (what ``RLIMIT_NPROC`` counts without user namespaces)."""
+    count = 0
+    for pid in _processes_by_uid((uid,)).get(uid, []):
+        with contextlib.suppress(OSError):
+            count += len(os.listdir(f"/proc/{pid}/task"))
+    return count
 
 
 # keyctl(2) operations and special keyring ids (linux/keyctl.h)
@@ -450,6 +606,17 @@ def _fresh_keyrings(uid: int) -> None:
     finally:
         os.setresuid(0, 0, 0)
     keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # the run's own, empty
+
+
+def _new_session_keyring() -> None:
+    """Join a new, empty session keyring (unprivileged mode: the grader's own is left behind).
+
+    An ordinary account cannot clear keyrings of another uid, and needs not: the run's uid is
+    the grader's, its user keyrings belong to the run's user namespace (Linux 5.3 and later),
+    and the seccomp filter refuses every keyring call. If the account's key quota is used up
+    the run keeps the grader's session keyring, still out of the filtered program's reach.
+    """
+    _keyctl_call()(KEYCTL_JOIN_SESSION_KEYRING, 0)
 
 
 def _copy_regular_file(src, dest) -> None:
@@ -492,16 +659,22 @@ def isolation_mounts(runtime: Runtime, limits: Limits, mount_points=()) -> list:
 
 
 def bwrap_arguments(command, *, uid: int, runtime: Runtime, limits: Limits, workdir: str, env: dict,
-                    mount_points=(), mounts=(), network: bool = False, seccomp_fd: int | None = None) -> list:
+                    mount_points=(), mounts=(), network: bool = False, seccomp_fd: int | None = None,
+                    user_namespace: bool = False) -> list:
     """The bubblewrap command line of every sandbox (program runs and notebook kernels).
 
     Namespaces, the seccomp filter read from ``seccomp_fd``, the file system of
     :func:`isolation_mounts`, then the caller's ``mounts`` (bubblewrap arguments for the
     ``mount_points``), the working folder, the whole environment, and ``command`` started
-    by ``setpriv`` as ``uid`` with no capabilities and ``no_new_privs``.
+    by ``setpriv`` as ``uid`` with no capabilities and ``no_new_privs``. With
+    ``user_namespace`` (the unprivileged mode) bubblewrap makes a user namespace as well and
+    drops every capability itself; ``command`` keeps the grader's uid and is started by
+    ``prlimit`` with the run's process limit, counted inside that namespace.
     """
     args = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
             "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    if user_namespace:
+        args += _user_namespace_arguments()
     if not network:
         args.append("--unshare-net")
     if seccomp_fd is not None:
@@ -510,28 +683,50 @@ def bwrap_arguments(command, *, uid: int, runtime: Runtime, limits: Limits, work
     args += [*mounts, "--chdir", workdir, "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
-    args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-             "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]
-    return args
+    if not user_namespace:
+        return args + ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                       "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]
+    if limits.processes is not None and nproc_counts_per_user_namespace():
+        return args + ["--", "prlimit", f"--nproc={limits.processes}:{limits.processes}", "--", *command]
+    return args + ["--", *command]
+
+
+_run_numbers = itertools.count()
+
+
+@lru_cache(maxsize=None)
+def _sweep_stale_groups_once(uid: int) -> None:
+    with contextlib.suppress(OSError):
+        cgroup.sweep_stale_groups(uid)
 
 
 class IsolatedRun:
-    """What one isolated run owns: a leased uid and a control group (a context manager).
+    """What one isolated run owns: a leased uid (root mode) and a control group (a context manager).
 
     :meth:`launch` gives the command line and the ``Popen`` arguments that start a command
     in it; :meth:`close` kills whatever the run left, removes its group and frees the uid.
-    Shared by :func:`run_sandboxed` and the notebook kernels
-    (``autograder/nbgrader_plugins/kernel_sandbox.py``).
+    In the unprivileged mode (:func:`privileged` false) ``uid`` is the grader's own, no uid
+    is leased and nothing is killed by uid: what the run left is killed through its cgroup,
+    and its PID namespace ends with it. Shared by :func:`run_sandboxed` and the notebook
+    kernels (``autograder/nbgrader_plugins/kernel_sandbox.py``).
     """
 
     def __init__(self, limits: Limits):
         self.limits = limits
-        self._lease = UidLease()
-        self.uid = self._lease.acquire()
+        self.privileged = privileged()
+        self._lease = UidLease() if self.privileged else None
+        if self.privileged:
+            self.uid = self._lease.acquire()
+            name = f"noisylabels-uid-{self.uid}"
+        else:
+            self.uid = os.getuid()
+            name = f"u{self.uid}-{os.getpid()}-{next(_run_numbers)}"
+            _sweep_stale_groups_once(self.uid)
+        self._status_fds = []  # unprivileged mode: bubblewrap's --json-status-fd, read in close()
         self.cgroup = None
         if cgroup.cgroup_problem() is None:
             try:
-                self.cgroup = cgroup.RunCgroup(self.uid, limits.memory, limits.processes)
+                self.cgroup = cgroup.RunCgroup(name, limits.memory, limits.processes)
             except OSError as error:
                 logging.getLogger(__name__).warning("no cgroup for this run (per-process limits only): %s", error)
 
@@ -548,14 +743,22 @@ class IsolatedRun:
 
         The arguments reach bubblewrap through a pipe (``bwrap --args FD``), so that the
         command line the sandbox's init shows in its /proc names no host path; the seccomp
-        filter through another. Both are closed when the block ends (after ``Popen``).
+        filter through another. Both are closed when the block ends (after ``Popen``). In the
+        unprivileged mode bubblewrap also reports its namespace's init (``--json-status-fd``)
+        for :meth:`close`.
         """
         fds = [seccomp.filter_fd()]
         try:
             argv = bwrap_arguments(command, uid=self.uid, runtime=runtime, limits=self.limits, workdir=workdir,
                                    env=env, mount_points=mount_points, mounts=mounts, network=network,
-                                   seccomp_fd=fds[0])
+                                   seccomp_fd=fds[0], user_namespace=not self.privileged)
             split = argv.index("--")
+            if not self.privileged:
+                status_read, status_write = os.pipe()
+                self._status_fds.append(status_read)
+                fds.append(status_write)
+                argv[split:split] = ["--json-status-fd", str(status_write)]
+                split += 2
             payload = b"".join(a.encode() + b"\0" for a in argv[1:split])
             if len(payload) >= 60000:
                 raise SandboxUnavailable(f"too many mounts for one sandbox ({len(payload)} bytes)")
@@ -574,10 +777,59 @@ class IsolatedRun:
         return self.cgroup is not None and self.cgroup.memory_exhausted()
 
     def close(self) -> None:
+        """End the run: kill what is left of it (root mode: by its uid; unprivileged mode: its
+        PID namespace's init, so the kernel kills the rest), remove its group, free the uid."""
+        for fd in self._status_fds:
+            _end_namespace(fd)
+            os.close(fd)
+        self._status_fds = []
         if self.cgroup is not None:  # before the uid is free for another run
             self.cgroup.close()
             self.cgroup = None
-        self._lease.release()
+        if self._lease is not None:
+            self._lease.release()
+
+
+def _end_namespace(status_fd: int, seconds: float = 10.0) -> None:
+    """Kill a run's PID namespace through its init, as bubblewrap reported it on ``status_fd``,
+    and wait until it has ended (then every other process of the namespace has ended too).
+
+    The init is held by a pidfd and checked to be in the reported PID namespace before it is
+    signalled, so a reused pid is never signalled; killing it makes the kernel kill every
+    other process of the namespace.
+    """
+    import json
+    import select
+
+    os.set_blocking(status_fd, False)
+    text = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(status_fd, 65536):
+            text += chunk
+    init, namespace = None, None
+    for line in text.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, AttributeError):
+            report = json.loads(line)
+            init = report.get("child-pid", init)
+            namespace = report.get("pid-namespace", namespace)
+    if init is None or namespace is None:
+        return  # bubblewrap never started the namespace
+    try:
+        pidfd = os.pidfd_open(init)
+    except ProcessLookupError:
+        return
+    try:
+        try:
+            if os.readlink(f"/proc/{init}/ns/pid") != f"pid:[{namespace}]":
+                return  # it ended and its pid is another process's now
+        except OSError:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if not select.select([pidfd], [], [], seconds)[0]:  # readable once it has exited
+            logging.getLogger(__name__).warning("the namespace of run %s did not end in %.0f s", init, seconds)
+    finally:
+        os.close(pidfd)
 
 
 def run_sandboxed(command, files=None, *, wall_seconds: float, limits: Limits | None = None,

@@ -5,8 +5,12 @@ a run can get past them with many processes, or with memory no address space sho
 ``memfd_create`` files, ``/dev/shm`` and ``/tmp`` pages. A cgroup counts everything the
 run's processes charge, page cache and tmpfs pages included, whatever they do.
 
-Each run gets its own group, ``noisylabels-uid-<uid>`` inside the grader's own group of
-each hierarchy (the uid is leased to one run at a time, so the name is unique), with
+A grader running as root gives each run its own group, ``noisylabels-uid-<uid>`` inside the
+grader's own group of each hierarchy (the uid is leased to one run at a time, so the name is
+unique). A grader running as an ordinary account (the sandbox's unprivileged mode) cannot
+create groups there; root delegates a subtree once (:mod:`autograder.sandbox.delegate`:
+``<hierarchy>/noisylabels-grading``, group-writable by the graders' unix group) and each run
+creates ``u<uid>-<pid>-<n>`` inside it (:func:`delegated_hierarchies`). Either way the group has
 ``memory`` limited to :attr:`Limits.memory` (swap included) and ``pids`` to
 :attr:`Limits.processes`. The command joins it between ``fork`` and ``exec``, before
 bubblewrap starts anything; the group is emptied and removed after the run.
@@ -22,21 +26,40 @@ root it owns works; one inside a systemd service falls back). Not run on these m
 
 Where neither is usable, :func:`cgroup_problem` says why; the sandbox still runs, with the
 per-process limits only (the grader logs the weaker isolation rather than refusing to grade).
+Delegation is implemented for v1 hierarchies only: under v2 an unprivileged process may move
+itself only between groups below one it can write ``cgroup.procs`` of (the common-ancestor
+rule), which a grader started from a login shell does not meet.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CONTROLLERS", "Hierarchy", "RunCgroup", "hierarchies", "cgroup_problem"]
+__all__ = ["CONTROLLERS", "DELEGATED", "DELEGATED_ENV", "delegated_name", "Hierarchy", "RunCgroup",
+           "hierarchies", "delegated_hierarchies", "run_hierarchies", "v1_mounts", "cgroup_problem",
+           "sweep_stale_groups"]
 
 CONTROLLERS = ("memory", "pids")
+
+#: The subtree root delegates to the graders' unix group (``python -m autograder.sandbox.delegate``).
+DELEGATED = "noisylabels-grading"
+#: Another name for it (tests, so that they never change a machine's real subtree).
+DELEGATED_ENV = "NOISYLABELS_SANDBOX_CGROUP"
+
+
+def delegated_name() -> str:
+    """The delegated subtree's folder name: ``$NOISYLABELS_SANDBOX_CGROUP``, else :data:`DELEGATED`."""
+    name = os.environ.get(DELEGATED_ENV) or DELEGATED
+    if "/" in name or name in (".", ".."):
+        raise ValueError(f"{DELEGATED_ENV}={name!r} is not a plain folder name")
+    return name
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,48 @@ def hierarchies() -> dict:
     return found
 
 
+def v1_mounts() -> dict:
+    """``{controller: (mount point, mount root)}`` of the v1 hierarchies holding :data:`CONTROLLERS`."""
+    found = {}
+    for point, root, fstype, options in _mounts():
+        for name in CONTROLLERS:
+            if fstype == "cgroup" and name in options:
+                found.setdefault(name, (point, root))
+    return found
+
+
+@lru_cache(maxsize=None)
+def delegated_hierarchies() -> dict:
+    """``{controller: Hierarchy}`` of the delegated subtrees this account may create groups in.
+
+    The subtree is ``noisylabels-grading`` in the grader's own group of a v1 hierarchy or in
+    one of that group's ancestors (:mod:`autograder.sandbox.delegate` makes it at the
+    hierarchy's root), usable when it is a folder this account can write to.
+    """
+    try:
+        groups, mounts = _own_groups(), v1_mounts()
+    except OSError:
+        return {}
+    found = {}
+    for name, (point, root) in mounts.items():
+        if name not in groups:
+            continue
+        folder = _inside(point, root, groups[name])
+        for candidate in (folder, *folder.parents):
+            subtree = candidate / delegated_name()
+            if subtree.is_dir() and os.access(subtree, os.W_OK | os.X_OK):
+                found[name] = Hierarchy(name, subtree, False)
+                break
+            if candidate == Path(point):
+                break
+    return found
+
+
+def run_hierarchies() -> dict:
+    """Where this grader's runs make their groups: its own groups as root, else the delegated subtree."""
+    return hierarchies() if os.geteuid() == 0 else delegated_hierarchies()
+
+
 def _enable_for_children(folder: Path, name: str) -> bool:
     control = folder / "cgroup.subtree_control"
     with contextlib.suppress(OSError):
@@ -121,34 +186,43 @@ def _enable_for_children(folder: Path, name: str) -> bool:
 @lru_cache(maxsize=None)
 def cgroup_problem() -> str | None:
     """Why runs are not capped as a whole here (missing controllers), or ``None``."""
-    if os.geteuid() != 0:
-        return "per-run cgroups need root"
-    missing = [name for name in CONTROLLERS if name not in hierarchies()]
+    missing = [name for name in CONTROLLERS if name not in run_hierarchies()]
     if not missing:
         return None
+    whole = "memory" if "memory" in missing else "processes"
+    if os.geteuid() != 0:
+        return (f"no delegated cgroup subtree for {' and '.join(missing)} that this account may write to "
+                f"(once, as root: python -m autograder.sandbox.delegate --group GROUP, with this account "
+                f"in GROUP; v1 hierarchies only): a run's total {whole} are limited per process only")
     return (f"no usable cgroup controller for {' and '.join(missing)} (cgroup v2 with the controller "
             f"delegated to the grader's group, or a writable v1 hierarchy): a run's total "
-            f"{'memory' if 'memory' in missing else 'processes'} are limited per process only")
+            f"{whole} are limited per process only")
 
 
 class RunCgroup:
-    """One run's groups (one per hierarchy): created capped, joined by the command, then removed."""
+    """One run's groups (one per hierarchy): created capped, joined by the command, then removed.
 
-    def __init__(self, uid: int, memory: int, processes: int | None):
+    ``name`` is unique to the run (root: ``noisylabels-uid-<uid>`` of its leased uid; an
+    ordinary account: ``u<uid>-<pid>-<n>``); ``parents`` is :func:`run_hierarchies` by default.
+    A group of that name left by a grader that died is emptied and reused.
+    """
+
+    def __init__(self, name: str, memory: int, processes: int | None, parents: dict | None = None):
         self.folders = []
+        parents = run_hierarchies() if parents is None else parents
         try:
-            for hierarchy in {h.folder: h for h in hierarchies().values()}.values():
-                folder = hierarchy.folder / f"noisylabels-uid-{uid}"
-                if folder.exists():  # left by a grader that died: the uid's lease is ours now
+            for hierarchy in {h.folder: h for h in parents.values()}.values():
+                folder = hierarchy.folder / name
+                if folder.exists():  # left by a grader that died: the name is ours now
                     self._empty(folder)
                 else:
                     folder.mkdir()
                 self.folders.append(folder)
-                for h in hierarchies().values():
+                for h in parents.values():
                     if h.folder == hierarchy.folder:
-                        for name, value in h.limit_files(memory, processes):
+                        for file, value in h.limit_files(memory, processes):
                             with contextlib.suppress(FileNotFoundError):  # e.g. no swap accounting
-                                (folder / name).write_text(value)
+                                (folder / file).write_text(value)
         except BaseException:
             self.close()
             raise
@@ -199,3 +273,29 @@ class RunCgroup:
                     except OSError:  # busy: the last processes are still being reaped
                         time.sleep(0.01)
         self.folders = []
+
+
+def sweep_stale_groups(uid: int) -> list:
+    """Remove this account's run groups (``u<uid>-<pid>-<n>``) in the delegated subtree whose
+    grader process is gone, after killing what is left in them; return the folders removed."""
+    pattern = re.compile(rf"u{uid}-(\d+)-\d+")
+    removed = []
+    for hierarchy in delegated_hierarchies().values():
+        with contextlib.suppress(OSError):
+            for entry in hierarchy.folder.iterdir():
+                match = pattern.fullmatch(entry.name)
+                if not (match and entry.is_dir()):
+                    continue
+                try:
+                    os.kill(int(match.group(1)), 0)
+                    continue  # its grader still runs
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue  # a live process of another account holds that pid
+                group = RunCgroup.__new__(RunCgroup)
+                group.folders = [entry]
+                group.close()
+                if not entry.exists():
+                    removed.append(entry)
+    return removed
