@@ -1,6 +1,6 @@
 """Grokking with mislabeled training data (a student's grokking notes): validation accuracy with and without mislabels.
 
-Trains the lesson 02 transformer (2 layers, width 128, 4 heads; AdamW lr 1e-3, betas
+Trains the lesson 03 transformer (2 layers, width 128, 4 heads; AdamW lr 1e-3, betas
 (0.9, 0.98), weight decay 1.0, batch 512) on (a + b) mod 97 with training fraction 0.4,
 once per ``frac_mislabeled``, all with the same step budget, and reports final train
 accuracy (on the labels trained with), validation accuracy and time.

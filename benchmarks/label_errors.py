@@ -1,10 +1,10 @@
-"""How well each method of lesson 06 finds planted label errors, and what cleaning is worth.
+"""How well each method of lesson 02 finds planted label errors, and what cleaning is worth.
 
 On the offline MNIST digits (4,000 training / 1,000 clean test images), uniform label
 noise at 10 %, 20 % and 40 % (``noisylabels.corrupt_labels(kind="uniform")``, seed 0: a
 picked label gets a random class, so about 9 %, 18 % and 36 % of labels change). For
 each rate every method ranks the training digits by suspicion, using the same library
-functions as lesson 06:
+functions as lesson 02:
 
 - ``final_loss``, ``early_loss`` (mean over epochs 1-5), ``loss_trajectory`` (mean over
   all epochs), ``aum`` (area under the margin): one training run of an MLP 784-256-10

@@ -1,4 +1,4 @@
-"""Learning to reweight (Ren et al. 2018) against fixed rules, under class imbalance and label noise (lesson 05).
+"""Learning to reweight (Ren et al. 2018) against fixed rules, under class imbalance and label noise (lesson 06).
 
 On the offline MNIST digits (400 training digits a class):
 
@@ -13,14 +13,14 @@ On the offline MNIST digits (400 training digits a class):
 - **noise**: 40 % of the ten-class labels flipped to another class, 10 clean images a
   class set aside, ``--noise-train`` (2,000) noisy training digits; a LeNet, Adam lr 2e-3,
   batch 100, the same budget for the baseline and learning to reweight
-  (``--noise-epochs``, 30, epochs, 5 more than lesson 05); final test accuracy, plus the two fair
+  (``--noise-epochs``, 30, epochs, 5 more than lesson 06); final test accuracy, plus the two fair
   baselines (the baseline early-stopped on the clean images, and trained on them too), and the mean
   learned weight (times the batch size) of clean and of corrupted examples over the
   last three epochs.
 - **step cost**: median time of a reweighted step over a plain step (LeNet, batch 100,
   one thread, interleaved), for the default forward-mode step and the literal look-ahead.
 
-The imbalance runs and the step timing are lesson 05's own (``noisylabels.imbalance_errors``,
+The imbalance runs and the step timing are lesson 06's own (``noisylabels.imbalance_errors``,
 ``noisylabels.reweighted_step_seconds``). The measured wall time is in ``benchmarks/README.md``.
 
     python benchmarks/reweight.py            # a report, then the JSON line
@@ -55,7 +55,7 @@ METHODS = {"baseline": "baseline", "resampling": "resample", "L2RW": "l2rw", "re
 
 
 def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, seed: int = 0, data=None):
-    """Lesson 05's noise comparison (``noisylabels.noise_accuracies``) as the JSON's ``noise`` entry."""
+    """Lesson 06's noise comparison (``noisylabels.noise_accuracies``) as the JSON's ``noise`` entry."""
     result = nl.noise_accuracies(noise_rate, seed, num_train=num_train, num_epochs=num_epochs, lr=lr, data=data)
     return {
         "noise_rate": noise_rate,

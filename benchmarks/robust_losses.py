@@ -1,4 +1,4 @@
-"""Robust losses against cross-entropy at 40 % symmetric label noise (lesson 03's figure).
+"""Robust losses against cross-entropy at 40 % symmetric label noise (lesson 04's figure).
 
 On the offline MNIST digits (4,000 training / 1,000 clean test images), 40 % of the
 training labels are flipped to a uniformly random *other* class (symmetric noise as
@@ -6,7 +6,7 @@ in the co-teaching paper: ``noisylabels.corrupt_labels(kind="flip")``). Every lo
 trains the same MLP (784-512-10) from the same initialization with the same budget:
 Adam, lr 1e-3, batch 128, ``--epochs`` epochs (40 by default), no early stopping, so
 cross-entropy has time to memorize the wrong labels: ``noisylabels.train_with_loss``, the
-function lesson 03 trains with. The figure is the test accuracy
+function lesson 04 trains with. The figure is the test accuracy
 after the last epoch.
 
     python benchmarks/robust_losses.py            # progress bars and a table

@@ -3,19 +3,19 @@
 The modules, and the lesson that teaches each:
 
 - :mod:`noisylabels.data`: offline MNIST digits, IDX files, CIFAR-10 batches (lesson 01)
-- :mod:`noisylabels.noise`: corruption models, ``MislabeledDataset`` (lessons 01, 02)
+- :mod:`noisylabels.noise`: corruption models, ``MislabeledDataset`` (lessons 01, 03)
 - :mod:`noisylabels.models`: MLP, LeNet, Zhang et al.'s small Inception (lesson 01)
 - :mod:`noisylabels.training`: the training loop and evaluation helpers (lesson 01)
 - :mod:`noisylabels.plots`: shared figures (lesson 01)
 - :mod:`noisylabels.memorization`: Zhang et al.'s corruption-vs-generalization sweep (lesson 01)
-- :mod:`noisylabels.grokking`: modular arithmetic with mislabels, the small transformer (lesson 02)
-- :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 03)
+- :mod:`noisylabels.grokking`: modular arithmetic with mislabels, the small transformer (lesson 03)
+- :mod:`noisylabels.losses`: label smoothing, robust losses and reductions, calibration (lesson 04)
 - :mod:`noisylabels.weighting`: class-imbalance tasks, resampling, class and loss-based weights, noise
-  adaptation (lesson 04)
-- :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 05)
+  adaptation (lesson 05)
+- :mod:`noisylabels.reweight`: learning to reweight examples, Ren et al. 2018 (lesson 06)
 - :mod:`noisylabels.evil_twins`: homework 2's data generator (the grading rules live in ``autograder/``)
 - :mod:`noisylabels.detection`: finding mislabeled examples: training signals, out-of-sample votes,
-  confident learning, evil twins (lesson 06)
+  confident learning, evil twins (lesson 02)
 """
 
 from .data import (

@@ -126,7 +126,7 @@ def label_array(y) -> np.ndarray:
     """Labels (a list, NumPy array or torch tensor) as a one-dimensional int64 NumPy array.
 
     Raises ``ValueError`` for another shape or for values that are not whole numbers.
-    The one label conversion of the library (lesson 01's corruption, lesson 04's weighting).
+    The one label conversion of the library (lesson 01's corruption, lesson 05's weighting).
     """
     arr = y.detach().cpu().numpy() if type(y).__module__.startswith("torch") else np.asarray(y)
     if arr.ndim != 1:

@@ -1,7 +1,7 @@
 """Finding the mislabeled examples: training signals, out-of-sample votes, confident
 learning and evil twins.
 
-Lesson 06 ("Finding the mislabeled examples", the lesson that prepares homework 2)
+Lesson 02 ("Finding the mislabeled examples", the lesson that prepares homework 2)
 teaches every function here:
 
 - signals recorded while a network trains on the noisy labels: the final loss, the
@@ -75,7 +75,7 @@ def train_classifier(X, y, *, hidden=(256,), num_epochs: int = 12, lr: float = 1
                      desc: str | None = None):
     """A fresh :class:`~noisylabels.MLP` trained on ``(X, y)`` with Adam; returns the model.
 
-    The one recipe lesson 06 uses for every out-of-sample prediction and every retrain:
+    The one recipe lesson 02 uses for every out-of-sample prediction and every retrain:
     a short run (12 epochs by default), so that the network has learned the clean
     structure but not yet memorized many wrong labels.
     """
@@ -91,7 +91,7 @@ def label_margins(logits, labels):
     logit (Pleiss et al. 2020). Negative when the network prefers another class.
 
     ``logits`` ``(n, C)`` and ``labels`` ``(n,)``, tensors or arrays; returns ``(n,)``
-    of the same kind. Lesson 06 teaches it.
+    of the same kind. Lesson 02 teaches it.
     """
     is_numpy = not torch.is_tensor(logits)
     logits_t = torch.as_tensor(np.asarray(logits)) if is_numpy else logits
@@ -109,7 +109,7 @@ class TrainingSignals:
 
     ``losses`` and ``margins`` have shape ``(num_epochs, n)``; ``train_acc`` (against the
     labels trained on) and ``test_acc`` (clean test labels, NaN without a test set) one
-    value an epoch. Lesson 06 teaches it.
+    value an epoch. Lesson 02 teaches it.
     """
 
     losses: np.ndarray
@@ -123,7 +123,7 @@ def record_training_signals(X, y, X_test=None, y_test=None, *, hidden=(256,), nu
                             momentum: float = 0.9, seed: int = 0, num_classes: int = 10,
                             progress: bool = False, desc: str | None = None) -> TrainingSignals:
     """Train an :class:`~noisylabels.MLP` on ``(X, y)`` (all of it, noisy labels included) and
-    record every example's loss and margin after each epoch (lesson 06, "signals from training").
+    record every example's loss and margin after each epoch (lesson 02, "signals from training").
 
     The margins are read at the end of each epoch rather than at each mini-batch as
     Pleiss et al. do; averaged over epochs they give the same ranking signal.
@@ -148,7 +148,7 @@ def record_training_signals(X, y, X_test=None, y_test=None, *, hidden=(256,), nu
 
 
 def final_loss_scores(losses) -> np.ndarray:
-    """Suspicion from the loss after the last epoch (``losses``: ``(epochs, n)``). Lesson 06 teaches it."""
+    """Suspicion from the loss after the last epoch (``losses``: ``(epochs, n)``). Lesson 02 teaches it."""
     return np.asarray(losses)[-1]
 
 
@@ -160,13 +160,13 @@ def early_loss_scores(losses, num_epochs: int = 3) -> np.ndarray:
 
 def loss_trajectory_scores(losses) -> np.ndarray:
     """Suspicion from the whole loss trajectory: the area under each example's loss curve
-    (its mean over epochs). Lesson 06 teaches it."""
+    (its mean over epochs). Lesson 02 teaches it."""
     return np.asarray(losses).mean(0)
 
 
 def aum_scores(margins) -> np.ndarray:
     """Suspicion from the area under the margin: minus each example's margin averaged over
-    epochs (Pleiss et al. 2020; mislabeled examples have low, often negative, AUM). Lesson 06 teaches it."""
+    epochs (Pleiss et al. 2020; mislabeled examples have low, often negative, AUM). Lesson 02 teaches it."""
     return -np.asarray(margins).mean(0)
 
 
@@ -179,7 +179,7 @@ def cross_val_pred_probs(X, y, *, num_folds: int = 5, groups=None, seed: int = 0
     from a :func:`train_classifier` model that never saw it.
 
     Folds are stratified by the given labels; with ``groups`` (one id an example) the
-    members of a group always share a fold (lesson 06 puts the twins of a duplicate
+    members of a group always share a fold (lesson 02 puts the twins of a duplicate
     pair in one group, so neither is judged by a model that learned the other's label).
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -207,7 +207,7 @@ class SubsetVotes:
     ``votes``: runs in which the example was held out and predicted as another class than
     its label; ``held_out``: runs in which it was held out; ``pred_probs``: its mean held-out
     predicted probabilities (an ensemble's out-of-sample prediction); ``label_confidence``:
-    that ensemble's probability of the given label. Lesson 06 teaches it.
+    that ensemble's probability of the given label. Lesson 02 teaches it.
     """
 
     votes: np.ndarray
@@ -232,7 +232,7 @@ def subset_votes(X, y, *, num_runs: int = 12, train_fraction: float = 2 / 3, see
     """Train ``num_runs`` models, each on a random ``train_fraction`` of the data, and count, for
     every example, how often a model that did *not* train on it predicted another class.
 
-    Lesson 06: the advice for homework 2, "train on random two-thirds subsets many times
+    Lesson 02: the advice for homework 2, "train on random two-thirds subsets many times
     and count the misclassifications". The subsets come in rounds: each round shuffles the
     data into ``1 / (1 - train_fraction)`` parts (3 for two-thirds) and holds out each part
     once, so that with ``num_runs`` a multiple of 3 every example is held out equally often
@@ -268,7 +268,7 @@ def subset_votes(X, y, *, num_runs: int = 12, train_fraction: float = 2 / 3, see
 
 def self_confidence(pred_probs, labels) -> np.ndarray:
     """``pred_probs[i, labels[i]]``: the predicted probability of each example's given label.
-    Lesson 06 teaches it."""
+    Lesson 02 teaches it."""
     pred_probs = np.asarray(pred_probs)
     return pred_probs[np.arange(len(pred_probs)), np.asarray(labels)]
 
@@ -276,7 +276,7 @@ def self_confidence(pred_probs, labels) -> np.ndarray:
 def per_class_thresholds(pred_probs, labels) -> np.ndarray:
     """Confident learning's thresholds ``t[k]``: the mean ``pred_probs[:, k]`` over the examples
     labeled ``k``. Shape ``(num_classes,)``; a class without examples gets 2 (never reached).
-    Lesson 06 teaches it."""
+    Lesson 02 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     t = np.array([pred_probs[labels == k, k].mean() if np.any(labels == k) else 2.0
                   for k in range(pred_probs.shape[1])])
@@ -295,7 +295,7 @@ def _confident_guess(pred_probs, thresholds):
 def confident_joint(pred_probs, labels, thresholds=None) -> np.ndarray:
     """The (uncalibrated) confident joint ``C[i, j]``: examples labeled ``i`` whose guessed true
     class is ``j`` (shape ``(C, C)``; the diagonal is clipped to at least 1, as in cleanlab).
-    Lesson 06 teaches it."""
+    Lesson 02 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     if thresholds is None:
         thresholds = per_class_thresholds(pred_probs, labels)
@@ -311,7 +311,7 @@ def confident_learning_issues(pred_probs, labels, thresholds=None) -> np.ndarray
     """Boolean mask of the examples off the diagonal of the confident joint: their guessed
     true class differs from the given label, and the given label is not the argmax.
     The same set as ``cleanlab.filter.find_label_issues(labels, pred_probs,
-    filter_by="confident_learning")``. Lesson 06 teaches it."""
+    filter_by="confident_learning")``. Lesson 02 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     if thresholds is None:
         thresholds = per_class_thresholds(pred_probs, labels)
@@ -322,7 +322,7 @@ def confident_learning_issues(pred_probs, labels, thresholds=None) -> np.ndarray
 
 
 def rank_by_self_confidence(issues_mask, pred_probs, labels) -> np.ndarray:
-    """Indices of the flagged examples, least self-confident (most suspicious) first. Lesson 06 teaches it."""
+    """Indices of the flagged examples, least self-confident (most suspicious) first. Lesson 02 teaches it."""
     idx = np.flatnonzero(issues_mask)
     return idx[np.argsort(self_confidence(pred_probs, labels)[idx], kind="stable")]
 
@@ -332,7 +332,7 @@ def rank_by_self_confidence(issues_mask, pred_probs, labels) -> np.ndarray:
 
 def precision_recall_at_k(scores, is_mislabeled, k: int | None = None):
     """Precision and recall of flagging the ``k`` highest scores (``k`` defaults to the true
-    number of mislabeled examples, where precision equals recall). Lesson 06 teaches it."""
+    number of mislabeled examples, where precision equals recall). Lesson 02 teaches it."""
     is_mislabeled = np.asarray(is_mislabeled, dtype=bool)
     k = int(is_mislabeled.sum()) if k is None else int(k)
     top = np.argsort(-np.asarray(scores), kind="stable")[:k]
@@ -341,7 +341,7 @@ def precision_recall_at_k(scores, is_mislabeled, k: int | None = None):
 
 
 def precision_recall_curve_points(scores, is_mislabeled):
-    """``(precision, recall)`` arrays for flagging the top 1, 2, ..., n examples by score. Lesson 06 teaches it."""
+    """``(precision, recall)`` arrays for flagging the top 1, 2, ..., n examples by score. Lesson 02 teaches it."""
     is_mislabeled = np.asarray(is_mislabeled, dtype=bool)
     order = np.argsort(-np.asarray(scores), kind="stable")
     hits = np.cumsum(is_mislabeled[order])
@@ -351,7 +351,7 @@ def precision_recall_curve_points(scores, is_mislabeled):
 
 def ranking_report(scores, is_mislabeled) -> dict:
     """Precision and recall at the true count, and the AUROC of ``scores`` (0.5 = random
-    ranking, 1.0 = every mislabeled example above every clean one). Lesson 06 teaches it."""
+    ranking, 1.0 = every mislabeled example above every clean one). Lesson 02 teaches it."""
     from sklearn.metrics import roc_auc_score
 
     precision, recall = precision_recall_at_k(scores, is_mislabeled)
@@ -361,7 +361,7 @@ def ranking_report(scores, is_mislabeled) -> dict:
 
 def retrain_test_accuracy(X, y, X_test, y_test, keep=None, *, seed: int = 0, **train_kwargs) -> float:
     """Test accuracy of :func:`train_classifier` trained on the examples in ``keep`` (a boolean
-    mask; all of them by default): how much cleaning the labels is worth. Lesson 06 teaches it."""
+    mask; all of them by default): how much cleaning the labels is worth. Lesson 02 teaches it."""
     keep = np.ones(len(y), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     model = train_classifier(X[keep], np.asarray(y)[keep], seed=seed, **train_kwargs)
     return float((predict_proba(model, X_test).argmax(1) == np.asarray(y_test)).mean())
@@ -373,7 +373,7 @@ def retrain_test_accuracy(X, y, X_test, y_test, keep=None, *, seed: int = 0, **t
 @dataclass
 class EvilTwinFile:
     """A planted evil-twin problem: ``images``, ``labels``, the mask ``is_evil_twin`` and, for
-    each evil twin, the index of its good twin (``-1`` when the good twin is absent). Lesson 06 teaches it."""
+    each evil twin, the index of its good twin (``-1`` when the good twin is absent). Lesson 02 teaches it."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -396,7 +396,7 @@ def plant_evil_twins(X, y, *, size: int = 400, n_twins: int = 30, absent: int = 
     image with a wrong label (uniform among the other classes). A third of the copies are
     exact, a third moved by one pixel, a third with a little pixel noise; for ``absent`` of
     them the good twin is left out of the file. Works for any ``(n, H, W)`` images in
-    ``[0, 1]`` (lesson 06 plants them in scikit-learn's 8x8 digits).
+    ``[0, 1]`` (lesson 02 plants them in scikit-learn's 8x8 digits).
     """
     X, y = np.asarray(X, dtype=np.float32), np.asarray(y)
     rng = np.random.default_rng(seed)
@@ -434,7 +434,7 @@ def plant_evil_twins(X, y, *, size: int = 400, n_twins: int = 30, absent: int = 
 
 def exact_duplicate_groups(images) -> list:
     """Groups (lists of indices, each of length 2 or more) of byte-for-byte identical images,
-    found by hashing: linear time, but blind to a one-pixel shift or a little noise. Lesson 06 teaches it."""
+    found by hashing: linear time, but blind to a one-pixel shift or a little noise. Lesson 02 teaches it."""
     groups: dict = {}
     for i, img in enumerate(np.asarray(images)):
         groups.setdefault(hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest(), []).append(i)
@@ -444,7 +444,7 @@ def exact_duplicate_groups(images) -> list:
 def shift_tolerant_distances(images, max_shift: int = 1) -> np.ndarray:
     """``D[i, j]``: the smallest Euclidean distance between image ``i`` moved by up to
     ``max_shift`` pixels in each direction and image ``j``; symmetric, ``inf`` on the diagonal.
-    ``(n, H, W)`` in, ``(n, n)`` out; one matrix product a shift. Lesson 06 teaches it."""
+    ``(n, H, W)`` in, ``(n, n)`` out; one matrix product a shift. Lesson 02 teaches it."""
     images = np.asarray(images, dtype=np.float64)
     flat = images.reshape(len(images), -1)
     sq = (flat ** 2).sum(1)
@@ -460,7 +460,7 @@ def shift_tolerant_distances(images, max_shift: int = 1) -> np.ndarray:
 
 
 def duplicate_pairs(distances, threshold: float) -> list:
-    """Pairs ``(i, j)``, ``i < j``, closer than ``threshold``. Lesson 06 teaches it."""
+    """Pairs ``(i, j)``, ``i < j``, closer than ``threshold``. Lesson 02 teaches it."""
     i, j = np.nonzero(np.triu(np.asarray(distances) < threshold, 1))
     return list(zip(i.tolist(), j.tolist()))
 
@@ -468,7 +468,7 @@ def duplicate_pairs(distances, threshold: float) -> list:
 def judge_twin_pairs(pairs, labels, pred_probs) -> list:
     """For each duplicate pair whose labels disagree, the index of the twin whose given label
     the out-of-sample ``pred_probs`` find less likely: the one judged to be the evil twin.
-    Pairs that agree are left alone. Lesson 06 teaches it."""
+    Pairs that agree are left alone. Lesson 02 teaches it."""
     labels = np.asarray(labels)
     conf = self_confidence(pred_probs, labels)
     flagged = []

@@ -1,4 +1,4 @@
-"""Homework 2, "evil twins": the data generator the homework and lesson 06 use.
+"""Homework 2, "evil twins": the data generator the homework and lesson 02 use.
 
 An *evil twin* is a digit that looks the same as another digit of the file (an exact
 copy, or a near copy: a little pixel noise or a one-pixel shift) but carries a
@@ -54,7 +54,7 @@ class EvilTwinSet:
     """A generated file: ``images`` ``(n, 28, 28)`` uint8, ``labels`` ``(n,)``, ``evil`` (sorted indices).
 
     ``good_twin[i]`` is the index of evil twin ``i``'s good twin, or -1 when it is absent.
-    Homework 2's data (prepared by lesson 06).
+    Homework 2's data (prepared by lesson 02).
     """
 
     images: np.ndarray
@@ -102,7 +102,7 @@ def make_evil_twin_set(size: int = 165, n_twins: int = 15, kind: str = "mixed", 
     twins; ``n_twins`` ignored). ``absent`` may be set for any kind (``absent=n_twins``:
     every good twin is missing, and the twins are plain mislabelled digits). Each evil
     twin's label is drawn uniformly among the nine wrong classes. The same arguments
-    give the same file on every machine. Homework 2's data (prepared by lesson 06).
+    give the same file on every machine. Homework 2's data (prepared by lesson 02).
     """
     if kind not in TWIN_KINDS:
         raise ValueError(f"kind must be one of {', '.join(TWIN_KINDS)}, got {kind!r}")
@@ -164,7 +164,7 @@ def write_evil_twin_files(out_dir, size: int = 165, n_twins: int = 15, kind: str
     """Generate a set (see :func:`make_evil_twin_set`) and write its IDX files and key.
 
     Returns ``(data_path, labels_path, key_path, evil)``; with ``key_name=None`` no key
-    file is written (``key_path`` is ``None``). Homework 2's data (prepared by lesson 06).
+    file is written (``key_path`` is ``None``). Homework 2's data (prepared by lesson 02).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

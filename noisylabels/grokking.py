@@ -1,6 +1,6 @@
 """Grokking on modular arithmetic, with a fixed fraction of mislabeled training examples.
 
-Taught in lesson 02 (grokking with mislabeled data), after a student's grokking notes and Power et al.
+Taught in lesson 03 (grokking with mislabeled data), after a student's grokking notes and Power et al.
 2022: the equations ``a + b = c (mod p)`` are split into training and validation
 sets; the training examples are served through :class:`~noisylabels.MislabeledDataset`
 (a fixed set of mislabels drawn i.i.d. with replacement at construction); a small
@@ -47,7 +47,7 @@ class ModularArithmetic:
 
     Example ``i`` is ``(tokens, c)`` with ``tokens = [a, op, b, eq]`` (int64, length 4):
     numbers are tokens ``0 .. p-1``, the operation token is ``p`` and ``=`` is ``p + 1``,
-    so the vocabulary has ``p + 2`` tokens and there are ``p`` classes. Lesson 02 teaches it.
+    so the vocabulary has ``p + 2`` tokens and there are ``p`` classes. Lesson 03 teaches it.
     """
 
     def __init__(self, p: int = 97, operation: str = "+"):
@@ -93,7 +93,7 @@ class GrokkingData:
     ``X_train`` / ``y_noisy`` are what the model trains on (``y_true`` the correct
     answers, ``is_mislabeled`` where they differ); ``X_val`` / ``y_val`` are clean.
     ``train`` is the :class:`~noisylabels.MislabeledDataset` that served the labels.
-    Lesson 02 teaches it.
+    Lesson 03 teaches it.
     """
 
     X_train: torch.Tensor
@@ -122,7 +122,7 @@ def make_grokking_data(p: int = 97, train_fraction: float = 0.4, frac_mislabeled
     is for training; they are wrapped in :class:`~noisylabels.MislabeledDataset`
     with ``frac_mislabeled`` (``round(frac_mislabeled * n_train)`` draws with
     replacement, each with a uniformly random answer, fixed from then on). The
-    validation equations keep their true answers. Lesson 02 teaches it.
+    validation equations keep their true answers. Lesson 03 teaches it.
     """
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
@@ -187,7 +187,7 @@ class _Block(nn.Module):
 class GrokkingTransformer(nn.Module):
     """Decoder-only transformer of the grokking replication: reads ``[a, op, b, =]``
     and predicts ``c`` from the last position. Defaults: 2 layers, width 128, 4 heads.
-    Lesson 02 teaches it.
+    Lesson 03 teaches it.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, width: int = 128, heads: int = 4,
@@ -220,7 +220,7 @@ def attention_entropy(model: GrokkingTransformer) -> float:
 
     Averaged over layers, heads, query positions and examples. The first query
     position can only attend to itself (entropy 0) under the causal mask; it counts too,
-    as in the seed's logs. Low entropy: each head looks at few tokens. Lesson 02 teaches it.
+    as in the seed's logs. Low entropy: each head looks at few tokens. Lesson 03 teaches it.
     """
     values = []
     for attn in model.attention_maps():
@@ -231,7 +231,7 @@ def attention_entropy(model: GrokkingTransformer) -> float:
 
 def parameter_norm(model: nn.Module) -> float:
     """The L2 norm of all parameters together (weight decay shrinks it; it falls as the model groks).
-    Lesson 02 teaches it."""
+    Lesson 03 teaches it."""
     return float(torch.sqrt(sum((p.detach() ** 2).sum() for p in model.parameters())))
 
 
@@ -241,7 +241,7 @@ class GrokkingLog(Results):
     ``train_acc_clean`` / ``train_acc_mislabeled`` (accuracy on the clean training
     examples and on the mislabeled ones, against the labels trained on) when there
     are mislabels. A :class:`~noisylabels.results.Results`: keys read as attributes too.
-    Lesson 02 teaches it.
+    Lesson 03 teaches it.
     """
 
     def steps_to_val(self, threshold: float = 0.99):
@@ -293,7 +293,7 @@ def train_grokking(
     and the parameter norm and the attention entropy are logged in a
     :class:`GrokkingLog`. ``stop_at_val_acc`` ends training early once validation
     accuracy reaches it. With ``record_example_losses`` the log also holds
-    ``example_losses`` (array ``(evaluations, n_train)``). Lesson 02 teaches it.
+    ``example_losses`` (array ``(evaluations, n_train)``). Lesson 03 teaches it.
     """
     seed_everything(seed)
     dev = get_device(device)

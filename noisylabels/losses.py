@@ -1,6 +1,6 @@
 """Losses and reductions for training on noisy labels, and calibration measures.
 
-Taught in lesson 03 (label smoothing and robust losses); homework 3 has students
+Taught in lesson 04 (label smoothing and robust losses); homework 3 has students
 write label smoothing, generalized cross entropy, bootstrapping, the trimmed mean and
 frequency class weights themselves and compares them with these.
 
@@ -62,7 +62,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- reductions
 def reduce_losses(losses: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Reduce per-example ``losses`` with ``"mean"``, ``"sum"`` or ``"none"``. Lesson 03 teaches it."""
+    """Reduce per-example ``losses`` with ``"mean"``, ``"sum"`` or ``"none"``. Lesson 04 teaches it."""
     if reduction == "mean":
         return losses.mean()
     if reduction == "sum":
@@ -83,7 +83,7 @@ def _check(logits, y):
 # ----------------------------------------------------------------------------- label smoothing
 def smoothed_targets(y: torch.Tensor, num_classes: int, eps: float = 0.1) -> torch.Tensor:
     """Label-smoothed targets ``(1 - eps) * onehot(y) + eps / num_classes``, shape ``(n, C)``.
-    Lesson 03 teaches it."""
+    Lesson 04 teaches it."""
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"eps must lie in [0, 1], got {eps}")
     onehot = F.one_hot(y.long(), num_classes).float()
@@ -91,7 +91,7 @@ def smoothed_targets(y: torch.Tensor, num_classes: int, eps: float = 0.1) -> tor
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"):
-    """Cross-entropy ``-sum_k t_k log softmax(logits)_k`` against soft targets ``(n, C)``. Lesson 03 teaches it."""
+    """Cross-entropy ``-sum_k t_k log softmax(logits)_k`` against soft targets ``(n, C)``. Lesson 04 teaches it."""
     losses = -(targets * F.log_softmax(logits, dim=1)).sum(dim=1)
     return reduce_losses(losses, reduction)
 
@@ -101,7 +101,7 @@ def label_smoothing_cross_entropy(logits, y, eps: float = 0.1, reduction: str = 
 
     Equals ``(1 - eps) CE(logits, y) + eps * mean_k(-log p_k)``, which is how fastai's
     ``LabelSmoothingCrossEntropy(eps)`` computes it.
-    Lesson 03 teaches it.
+    Lesson 04 teaches it.
     """
     y = _check(logits, y)
     return soft_cross_entropy(logits, smoothed_targets(y, logits.shape[1], eps), reduction)
@@ -114,7 +114,7 @@ def generalized_cross_entropy(logits, y, q: float = 0.7, reduction: str = "mean"
     Its gradient is the cross-entropy's times ``p_y^q``: examples the model finds
     unlikely (often the mislabelled ones) pull less. ``q -> 0`` gives cross-entropy,
     ``q = 1`` the mean absolute error ``1 - p_y``.
-    Lesson 03 teaches it.
+    Lesson 04 teaches it.
     """
     y = _check(logits, y)
     if not 0.0 < q <= 1.0:
@@ -128,7 +128,7 @@ def reverse_cross_entropy(logits, y, log_zero: float = -4.0, reduction: str = "m
     """Reverse cross-entropy ``-sum_k p_k log onehot_k`` with ``log 0`` clipped to ``log_zero``.
 
     With ``A = log_zero`` this is ``-A (1 - p_y)``: a scaled mean absolute error.
-    Lesson 03 teaches it.
+    Lesson 04 teaches it.
     """
     y = _check(logits, y)
     p_y = F.softmax(logits, dim=1).gather(1, y[:, None]).squeeze(1)
@@ -138,7 +138,7 @@ def reverse_cross_entropy(logits, y, log_zero: float = -4.0, reduction: str = "m
 def symmetric_cross_entropy(logits, y, alpha: float = 0.1, beta: float = 1.0, log_zero: float = -4.0,
                             reduction: str = "mean"):
     """Symmetric cross entropy ``alpha CE + beta RCE`` (Wang et al. 2019; their MNIST setting).
-    Lesson 03 teaches it."""
+    Lesson 04 teaches it."""
     y = _check(logits, y)
     ce = F.cross_entropy(logits, y, reduction="none")
     rce = reverse_cross_entropy(logits, y, log_zero, reduction="none")
@@ -150,7 +150,7 @@ def bootstrap_soft_loss(logits, y, beta: float = 0.95, reduction: str = "mean"):
 
     ``p`` is the model's own softmax and gradients flow through it, as in the paper:
     the loss is ``beta CE + (1 - beta) H(p)``, an entropy term that rewards confident
-    predictions whatever the label says. Lesson 03 teaches it.
+    predictions whatever the label says. Lesson 04 teaches it.
     """
     y = _check(logits, y)
     log_p = F.log_softmax(logits, dim=1)
@@ -162,7 +162,7 @@ def bootstrap_hard_loss(logits, y, beta: float = 0.8, reduction: str = "mean"):
     """Hard bootstrapping (Reed et al. 2015): target ``beta onehot(y) + (1 - beta) onehot(argmax p)``.
 
     The loss is ``beta CE(y) + (1 - beta) CE(argmax p)``; the argmax carries no gradient.
-    Lesson 03 teaches it.
+    Lesson 04 teaches it.
     """
     y = _check(logits, y)
     log_p = F.log_softmax(logits, dim=1)
@@ -175,7 +175,7 @@ def bootstrap_hard_loss(logits, y, beta: float = 0.8, reduction: str = "mean"):
 def trimmed_mean(losses: torch.Tensor, trim: float = 0.2) -> torch.Tensor:
     """Mean of the ``1 - trim`` fraction of smallest ``losses`` (the largest are dropped).
 
-    The forum's question in lesson 03: the median is not differentiable, but the mean of
+    The forum's question in lesson 04: the median is not differentiable, but the mean of
     the kept losses is, and its gradient is zero on the dropped (likely mislabelled)
     examples. At least one loss is always kept.
     """
@@ -192,14 +192,14 @@ def coteaching_forget_rate(epoch: int, noise_rate: float, num_gradual: int = 10,
     Ramps from 0 (before epoch 1) to ``noise_rate`` at epoch ``num_gradual``:
     ``R(T) = noise_rate * min((T / num_gradual) ** exponent, 1)``, where ``T`` counts the
     epochs already finished (``epoch - 1``) as in the authors' code, so the first epoch
-    keeps every example. Lesson 03 teaches it.
+    keeps every example. Lesson 04 teaches it.
     """
     finished = max(0, epoch - 1)
     return float(noise_rate * min((finished / max(num_gradual, 1)) ** exponent, 1.0))
 
 
 def small_loss_mask(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
-    """Boolean mask of the ``keep_fraction`` smallest ``losses`` (at least one). Lesson 03 teaches it."""
+    """Boolean mask of the ``keep_fraction`` smallest ``losses`` (at least one). Lesson 04 teaches it."""
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
     losses = losses.reshape(-1)
@@ -213,7 +213,7 @@ def small_loss_mask(losses: torch.Tensor, keep_fraction: float) -> torch.Tensor:
 class LossModule(nn.Module):
     """A loss function ``fn(logits, y, **settings, reduction=...)`` as a module, for
     :func:`noisylabels.fit`'s ``loss_fn`` and a fastai ``Learner``'s ``loss_func``
-    (lesson 03): ``LossModule(generalized_cross_entropy, q=0.7)``.
+    (lesson 04): ``LossModule(generalized_cross_entropy, q=0.7)``.
     """
 
     def __init__(self, fn=None, reduction: str = "mean", **settings):
@@ -235,14 +235,14 @@ class LossModule(nn.Module):
 
 
 class LabelSmoothingCE(LossModule):
-    """Module form of :func:`label_smoothing_cross_entropy` (lesson 03)."""
+    """Module form of :func:`label_smoothing_cross_entropy` (lesson 04)."""
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean"):
         super().__init__(label_smoothing_cross_entropy, reduction, eps=eps)
 
 
 class GeneralizedCrossEntropy(LossModule):
-    """Module form of :func:`generalized_cross_entropy` (lesson 03)."""
+    """Module form of :func:`generalized_cross_entropy` (lesson 04)."""
 
     def __init__(self, q: float = 0.7, reduction: str = "mean"):
         super().__init__(generalized_cross_entropy, reduction, q=q)
@@ -250,7 +250,7 @@ class GeneralizedCrossEntropy(LossModule):
 
 class BootstrappingLoss(LossModule):
     """Module form of :func:`bootstrap_soft_loss` (``kind="soft"``, beta 0.95) or
-    :func:`bootstrap_hard_loss` (``kind="hard"``, beta 0.8) (lesson 03)."""
+    :func:`bootstrap_hard_loss` (``kind="hard"``, beta 0.8) (lesson 04)."""
 
     def __init__(self, kind: str = "soft", beta: float | None = None, reduction: str = "mean"):
         if kind not in ("soft", "hard"):
@@ -260,7 +260,7 @@ class BootstrappingLoss(LossModule):
 
 
 class TrimmedMeanLoss(LossModule):
-    """Cross-entropy (or ``base_loss``) reduced by :func:`trimmed_mean` over the batch (lesson 03)."""
+    """Cross-entropy (or ``base_loss``) reduced by :func:`trimmed_mean` over the batch (lesson 04)."""
 
     def __init__(self, trim: float = 0.2, base_loss=None):
         super().__init__(base_loss, "mean", trim=trim)
@@ -273,7 +273,7 @@ class TrimmedMeanLoss(LossModule):
 
 
 class SmallLossSelection(LossModule):
-    """Small-loss selection (one network's half of co-teaching, Han et al. 2018; lesson 03).
+    """Small-loss selection (one network's half of co-teaching, Han et al. 2018; lesson 04).
 
     Each batch keeps the ``1 - R(T)`` fraction of examples with the smallest
     cross-entropy and averages their loss; ``R(T)`` is :func:`coteaching_forget_rate`,
@@ -303,7 +303,7 @@ class SmallLossSelection(LossModule):
 
 
 # ----------------------------------------------------------------------------- the registry
-#: Every loss lesson 03 and ``benchmarks/robust_losses.py`` compare: name -> factory
+#: Every loss lesson 04 and ``benchmarks/robust_losses.py`` compare: name -> factory
 #: ``(noise_rate, **settings) -> module`` with the course's settings. A new loss is its
 #: function above, one line here and a test (``tests/test_losses.py`` runs every entry).
 #: ``noise_rate`` sets the trimmed fraction and co-teaching's forget rate (both assume the
@@ -319,12 +319,12 @@ LOSS_FACTORIES = {
     "small_loss": lambda noise_rate, **kw: SmallLossSelection(**{"forget_rate": noise_rate, **kw}),
 }
 
-#: The names of :data:`LOSS_FACTORIES`, in the order lesson 03 plots them.
+#: The names of :data:`LOSS_FACTORIES`, in the order lesson 04 plots them.
 ROBUST_LOSSES = tuple(LOSS_FACTORIES)
 
 
 def make_robust_loss(name: str, noise_rate: float = 0.4, **kwargs) -> nn.Module:
-    """A fresh loss module by name from :data:`LOSS_FACTORIES`, with the course's settings (lesson 03).
+    """A fresh loss module by name from :data:`LOSS_FACTORIES`, with the course's settings (lesson 04).
 
     Keyword arguments override the defaults: ``eps=0.1``, ``q=0.7``, ``alpha=0.1, beta=1.0``,
     soft ``beta=0.95``, hard ``beta=0.8``, ``trim=noise_rate``, ``num_gradual=10``.
@@ -337,13 +337,13 @@ def make_robust_loss(name: str, noise_rate: float = 0.4, **kwargs) -> nn.Module:
 def train_with_loss(loss_fn, train, test=None, *, hidden=(512,), num_classes: int = 10, num_epochs: int = 40,
                     lr: float = 1e-3, batch_size: int = 128, seed: int = 0, progress: bool = True,
                     desc: str | None = None, val=None):
-    """Lesson 03's experiment: a fresh :class:`~noisylabels.MLP` trained with ``loss_fn`` on
+    """Lesson 04's experiment: a fresh :class:`~noisylabels.MLP` trained with ``loss_fn`` on
     ``train``, Adam at a fixed ``lr``, for all ``num_epochs``; returns ``(history, model)``.
 
     Every loss gets the same network, initialization (``seed``) and budget, so their test
     accuracies compare. With a clean held-out ``val`` the history also says what early
     stopping on it would have kept (``history.early_stopped()``).
-    Lesson 03 and ``benchmarks/robust_losses.py`` call it.
+    Lesson 04 and ``benchmarks/robust_losses.py`` call it.
     """
     seed_everything(seed)
     model = MLP(hidden=tuple(hidden), num_classes=num_classes)
@@ -360,7 +360,7 @@ def reliability_diagram_data(pred_probs, y, num_bins: int = 15):
     ``num_bins`` equal-width intervals of ``[0, 1]``. Returns a dict of arrays
     ``bin_edges`` (``num_bins + 1``), ``confidence``, ``accuracy`` (NaN in empty bins) and
     ``counts``. A calibrated model has accuracy equal to confidence in every bin.
-    Lesson 03 teaches it.
+    Lesson 04 teaches it.
     """
     pred_probs = np.asarray(pred_probs, dtype=np.float64)
     y = np.asarray(y).reshape(-1)
@@ -380,7 +380,7 @@ def reliability_diagram_data(pred_probs, y, num_bins: int = 15):
 
 def expected_calibration_error(pred_probs, y, num_bins: int = 15) -> float:
     """Expected calibration error: ``sum_b (n_b / n) |accuracy_b - confidence_b|`` over the bins.
-    Lesson 03 teaches it."""
+    Lesson 04 teaches it."""
     data = reliability_diagram_data(pred_probs, y, num_bins)
     counts = data["counts"]
     filled = counts > 0

@@ -1,6 +1,6 @@
 """Models shared by the lessons: an MLP, a LeNet-style CNN, and Zhang et al.'s small Inception.
 
-Lesson 01 (label noise and memorization) trains all three; lesson 05 (learning to
+Lesson 01 (label noise and memorization) trains all three; lesson 06 (learning to
 reweight) uses the LeNet, as Ren et al. 2018 do for MNIST 4 vs 9.
 """
 

@@ -1,6 +1,6 @@
 """Label-noise models and the mislabeled-data wrapper.
 
-Taught in lesson 01 (label noise and memorization) and lesson 02 (grokking with
+Taught in lesson 01 (label noise and memorization) and lesson 03 (grokking with
 mislabeled data).
 """
 
@@ -112,7 +112,7 @@ def expected_transition_matrix(noise_rate: float, num_classes: int, kind: str = 
 class MislabeledDataset:
     """Wrap a map-style dataset of ``(x, y)`` so that a fixed set of examples is mislabeled.
 
-    The semantics of a student's grokking notes (lesson 02): at construction ``round(frac_mislabeled * n)``
+    The semantics of a student's grokking notes (lesson 03): at construction ``round(frac_mislabeled * n)``
     indices are drawn i.i.d. uniformly *with replacement* (an index can be drawn more
     than once; the last draw's label wins) and each draw gets a uniformly random label
     in ``[0, num_classes)``, possibly the true one. The draws never change afterwards,

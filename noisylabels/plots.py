@@ -76,7 +76,7 @@ def plot_transition_matrix(T, ax=None, title=None, annotate=True):
 
 def show_images(images, titles=None, ncols=10, size=1.2, cmap="gray_r", suptitle=None):
     """A gallery of images (``(n, H, W)``, ``(n, 1, H, W)`` or ``(n, 3, H, W)``) with titles.
-    Lessons 01, 04 and 06 use it."""
+    Lessons 01, 02 and 05 use it."""
     import matplotlib.pyplot as plt
 
     images = np.asarray(images.detach().cpu() if hasattr(images, "detach") else images)

@@ -1,6 +1,6 @@
 """Learning to reweight examples (Ren, Zeng, Yang, Urtasun 2018), written with ``torch.func``.
 
-Lesson 05 (learning to reweight) teaches it and homework 4 has students write its parts.
+Lesson 06 (learning to reweight) teaches it and homework 4 has students write its parts.
 Algorithm 1 of the paper, for any ``torch.nn.Module``, at every training step:
 
 1. per-example weights ``eps = 0`` on the training batch;
@@ -28,7 +28,7 @@ look-ahead never moves the model's own statistics; only the real step does, once
 The lesson's two tasks are :func:`~noisylabels.imbalanced_pair` (MNIST 4 vs 9 with a rare
 class, in :mod:`noisylabels.weighting` with the other imbalance tools) and
 :func:`noisy_digits_with_clean_val` (ten classes, flipped labels); the fixed-rule
-baselines (resampling, class weights) and ``balanced_error`` come from lesson 04's
+baselines (resampling, class weights) and ``balanced_error`` come from lesson 05's
 :mod:`noisylabels.weighting`.
 """
 
@@ -75,7 +75,7 @@ def look_ahead(params: dict, grads: dict, lr: float) -> dict:
     """One plain gradient-descent step: ``{name: params[name] - lr * grads[name]}``.
 
     ``params`` and ``grads`` map the same names to tensors of the same shapes; the
-    result keeps the autograd link to ``grads`` (step 2 of Algorithm 1). Lesson 05 teaches it.
+    result keeps the autograd link to ``grads`` (step 2 of Algorithm 1). Lesson 06 teaches it.
     """
     if params.keys() != grads.keys():
         raise ValueError(f"params and grads name different tensors: {sorted(params)} vs {sorted(grads)}")
@@ -91,7 +91,7 @@ def validation_gradient(model: nn.Module, X, y, X_val, y_val, lr: float) -> torc
     at ``theta'`` (``torch.func.functional_call``), differentiated with respect to ``eps``
     (``torch.func.grad`` of the whole). The model's buffers are copied first, so
     batch-norm statistics are not moved. A negative entry means that up-weighting that
-    example would lower the validation loss. Lesson 05 teaches it.
+    example would lower the validation loss. Lesson 06 teaches it.
     """
     params, buffers = _params_and_buffers(model)
 
@@ -111,7 +111,7 @@ def rectify_and_normalize(u: torch.Tensor) -> torch.Tensor:
     """``max(u, 0)`` divided by its sum; an all-zero (or all-negative) ``u`` gives all zeros.
 
     ``u`` has shape ``(n,)``; so has the result, which sums to 1 unless it is all zero
-    (step 4 of Algorithm 1, with ``u = -dL_val/d eps``). Lesson 05 teaches it.
+    (step 4 of Algorithm 1, with ``u = -dL_val/d eps``). Lesson 06 teaches it.
     """
     w = torch.clamp(u, min=0)
     total = w.sum()
@@ -120,7 +120,7 @@ def rectify_and_normalize(u: torch.Tensor) -> torch.Tensor:
 
 def example_weights(model: nn.Module, X, y, X_val, y_val, lr: float) -> torch.Tensor:
     """The learned weights of one training batch ``(X, y)``, shape ``(n,)``: steps 1-4 of Algorithm 1.
-    Lesson 05 teaches it."""
+    Lesson 06 teaches it."""
     return rectify_and_normalize(-validation_gradient(model, X, y, X_val, y_val, lr))
 
 
@@ -157,7 +157,7 @@ def reweighted_step(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, X_
     computes the same numbers by the chain rule with one forward-mode pass that the
     real step reuses, about half the cost on a CPU (``tests/test_reweight.py`` checks
     that the two agree). Returns ``(weights, per_example_losses, logits)``, detached.
-    Lesson 05 teaches it.
+    Lesson 06 teaches it.
     """
     if lr is None:
         lr = optimizer.param_groups[0]["lr"]
@@ -189,7 +189,7 @@ def fit_reweighted(model: nn.Module, train, val, test=None, *, batch_size: int =
     history has ``example_weights``: an array ``(epochs, n)`` with the weight each training
     example got in each epoch, times the size of its batch (so 1 is a uniform weight, 0 a
     discarded example), and ``zero_weight_fraction`` per epoch. ``val`` is also what the
-    history's ``val_acc`` records, for early stopping. Lesson 05 teaches it.
+    history's ``val_acc`` records, for early stopping. Lesson 06 teaches it.
     """
     X_val, y_val = as_tensors(val, get_device(device))
     val_picker = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
@@ -229,7 +229,7 @@ def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, 
     (``"flip"``: every chosen label becomes another class). Returns
     ``(X, y_noisy), (X_val, y_val), (X_test, y_test), y_true, is_mislabeled`` (tensors;
     ``y_true`` and ``is_mislabeled`` as numpy arrays).
-    Lesson 05 uses it.
+    Lesson 06 uses it.
     """
     from .data import load_offline_mnist, to_tensors
     from .noise import corrupt_labels
@@ -249,7 +249,7 @@ def noisy_digits_with_clean_val(noise_rate: float, num_val_per_class: int = 10, 
 
 
 # ----------------------------------------------------------------------------- the lesson's experiments
-#: The ways :func:`imbalance_errors` trains on the imbalanced task (lesson 05's figure). The last is
+#: The ways :func:`imbalance_errors` trains on the imbalanced task (lesson 06's figure). The last is
 #: the fair baseline: resampling that also trains on the clean validation images L2RW uses.
 IMBALANCE_METHODS = ("baseline", "resampling", "class weights", "L2RW", "resampling + clean")
 
@@ -266,8 +266,8 @@ def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, 
     reweight with the clean validation set (``"L2RW"``) and, the fair baseline, over-sampling
     of the training set *plus* those clean validation images (``"resampling + clean"``).
     With ``noise_rate`` that share of the training labels (not the validation labels) is
-    swapped first (lesson 04's "both" scenario: a rare class and wrong labels).
-    Lesson 05's sweep and ``benchmarks/reweight.py`` call it.
+    swapped first (lesson 05's "both" scenario: a rare class and wrong labels).
+    Lesson 06's sweep and ``benchmarks/reweight.py`` call it.
     """
     from .noise import corrupt_labels
 
@@ -305,14 +305,14 @@ def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, 
     return errors
 
 
-#: The trainings :func:`noise_accuracies` compares under label noise (lesson 05).
+#: The trainings :func:`noise_accuracies` compares under label noise (lesson 06).
 NOISE_METHODS = ("baseline", "baseline + clean", "L2RW")
 
 
 def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", num_val_per_class: int = 10,
                      num_train: int | None = 2000, num_epochs: int = 25, lr: float = 2e-3, batch_size: int = 100,
                      methods=NOISE_METHODS, data=None, progress: bool = False) -> dict:
-    """Lesson 05's label-noise comparison on :func:`noisy_digits_with_clean_val`, with fair baselines.
+    """Lesson 06's label-noise comparison on :func:`noisy_digits_with_clean_val`, with fair baselines.
 
     A fresh LeNet per method, Adam at ``lr``, ``num_epochs`` epochs, batches of ``batch_size``:
     plain cross-entropy on the noisy labels (``"baseline"``), the same on the noisy labels
@@ -322,7 +322,7 @@ def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", nu
     "mean_weight_corrupted", "histories", "is_mislabeled"}``; ``"baseline + clean"`` trains on
     the validation images, so it has no early-stopped figure, and the mean weights (L2RW's,
     times the batch size, over the last three epochs) are NaN without L2RW.
-    Lesson 05 and ``benchmarks/reweight.py`` call it.
+    Lesson 06 and ``benchmarks/reweight.py`` call it.
     """
     unknown = set(methods) - set(NOISE_METHODS)
     if unknown:
@@ -360,7 +360,7 @@ def reweighted_step_seconds(repeats: int = 30, warmup: int = 3, seed: int = 0, n
     A LeNet, a training batch of 100 and 100 validation images (random inputs); the three
     steps run interleaved, ``warmup`` rounds untimed, then ``repeats`` timed, on
     ``num_threads`` threads (None: as set). ``"forward"`` is :func:`reweighted_step`'s
-    default, ``"look-ahead"`` the literal gradient through a gradient. Lesson 05 and
+    default, ``"look-ahead"`` the literal gradient through a gradient. Lesson 06 and
     ``benchmarks/reweight.py`` call it.
     """
     threads = torch.get_num_threads()

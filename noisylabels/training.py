@@ -116,7 +116,7 @@ class History(Results):
 
     def best_epoch(self, by: str = "val_acc") -> int:
         """The epoch (1-based) with the highest ``by``, the first one on ties: where early stopping
-        on a held-out set stops. Lesson 03 teaches it as the fair baseline."""
+        on a held-out set stops. Lesson 04 teaches it as the fair baseline."""
         if by not in self:
             raise KeyError(f"no {by!r} records: pass val=(X_val, y_val) to fit to early-stop on it")
         return self["epoch"][int(np.argmax(self[by]))]
@@ -278,7 +278,7 @@ def fit(
     and on ``test``; ``stop_at_train_acc`` ends training once training accuracy reaches
     it.
 
-    Two hooks let a method change the training step without a loop of its own (lesson 05's
+    Two hooks let a method change the training step without a loop of its own (lesson 06's
     learning to reweight is :func:`~noisylabels.fit_reweighted`, a few lines on top of them):
     ``step_fn(model, optimizer, X_batch, y_batch, index)`` replaces the default step
     (forward, loss, backward, optimizer step) and returns the batch's mean loss and its
@@ -286,7 +286,7 @@ def fit(
     ``on_epoch_end(epoch, history)`` is called after each epoch's records.
     ``val``, a held-out ``(X, y)`` pair with clean labels, is evaluated after every epoch too
     (``val_loss``, ``val_acc``), so that :meth:`History.early_stopped` can say what early
-    stopping on it would have kept (lesson 03's fair baseline).
+    stopping on it would have kept (lesson 04's fair baseline).
     Lesson 01 teaches it.
     """
     if seed is not None:

@@ -1,7 +1,7 @@
 """Resampling and weighting the training examples: class imbalance and noisy labels.
 
-Taught in lesson 04 (loss weighting), following the related work that Ren et al.
-2018 (lesson 05, learning to reweight) start from:
+Taught in lesson 05 (loss weighting), following the related work that Ren et al.
+2018 (lesson 06, learning to reweight) start from:
 
 - two-class imbalance tasks with one label convention (the rare class is label 1,
   :data:`MINORITY_LABEL`): :func:`subsample_imbalanced`, :func:`imbalanced_subset` and Ren
@@ -64,7 +64,7 @@ def subsample_imbalanced(
     Keeps ``num_majority`` examples of ``majority_class`` (all of them by default) and
     ``round(num_majority * (1 - proportion) / proportion)`` of ``minority_class`` (at
     least one), drawn without replacement; raises ``ValueError`` when the data do not
-    have that many. Lesson 04 teaches it (MNIST 4 vs 9, as in Ren et al. 2018).
+    have that many. Lesson 05 teaches it (MNIST 4 vs 9, as in Ren et al. 2018).
     """
     if not 0.5 <= proportion < 1.0:
         raise ValueError(f"proportion must lie in [0.5, 1), got {proportion}")
@@ -94,7 +94,7 @@ def imbalanced_subset(X, y, proportion: float | None, majority_class: int = 9, m
     With a ``proportion`` the subset is :func:`subsample_imbalanced`'s (``num_majority``,
     ``seed`` as there); with ``proportion=None`` it keeps every example of the two classes in
     their order (a balanced test set). ``X`` and the new labels come back as the arrays
-    given. Lesson 04 teaches it (MNIST 4 vs 9).
+    given. Lesson 05 teaches it (MNIST 4 vs 9).
     """
     y_np = label_array(y)
     if proportion is None:
@@ -118,7 +118,7 @@ def imbalanced_pair(proportion: float, majority_class: int = 9, minority_class: 
     ``(X, y), (X_val, y_val), (X_test, y_test)`` as float image tensors ``(n, 1, 28, 28)``
     and int64 labels. With the offline digits (400 a class) the majority class has 395
     training digits, so 0.995 leaves 2 minority digits and 0.9975 (1 digit) is the largest
-    proportion the data allow. Lesson 05 (learning to reweight) and homework 4 use it.
+    proportion the data allow. Lesson 06 (learning to reweight) and homework 4 use it.
     """
     from .data import load_offline_mnist, to_tensors
 
@@ -140,7 +140,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
     """Indices that keep, of every class present, as many examples as the rarest class has.
 
     Drawn without replacement, returned shuffled. Balances the classes by throwing
-    majority examples away. Lesson 04 teaches it.
+    majority examples away. Lesson 05 teaches it.
     """
     y = label_array(y)
     rng = np.random.default_rng(seed)
@@ -152,7 +152,7 @@ def undersample_indices(y, seed=None) -> np.ndarray:
 
 def oversample_indices(y, seed=None) -> np.ndarray:
     """Indices that keep every example and repeat random ones of the smaller classes until
-    every class present has as many as the largest; returned shuffled. Lesson 04 teaches it."""
+    every class present has as many as the largest; returned shuffled. Lesson 05 teaches it."""
     y = label_array(y)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
@@ -172,7 +172,7 @@ def smote_oversample(X, y, k_neighbors: int = 5, seed=None):
     class and ``x_nn`` one of its ``k_neighbors`` nearest neighbours in the class
     (Euclidean distance on the flattened inputs). A class with a single example is
     repeated. Returns ``X_new, y_new`` (numpy; originals first, then the synthetic
-    examples) with ``X``'s shape per example. Lesson 04 teaches it.
+    examples) with ``X``'s shape per example. Lesson 05 teaches it.
     """
     X = np.asarray(X.detach().cpu() if torch.is_tensor(X) else X, dtype=np.float32)
     y = label_array(y)
@@ -209,7 +209,7 @@ def class_weights_from_frequencies(y, num_classes: int | None = None, power: flo
     """Inverse-frequency class weights ``w_k = (n / (C n_k)) ** power`` as a float tensor.
 
     Balanced classes get weight 1; a class with half the average count gets 2 (with
-    ``power=1``). Absent classes get weight 0. Lesson 04 (loss weighting) teaches them;
+    ``power=1``). Absent classes get weight 0. Lesson 05 (loss weighting) teaches them;
     homework 3 has students write them.
     """
     y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y).long().reshape(-1)
@@ -223,12 +223,12 @@ def class_weights_from_frequencies(y, num_classes: int | None = None, power: flo
 
 def example_weights_from_classes(y, class_weights) -> np.ndarray:
     """One weight an example, ``class_weights[y_i]`` (for :func:`noisylabels.fit`'s ``sample_weights``).
-    Lesson 04 teaches it."""
+    Lesson 05 teaches it."""
     w = class_weights.detach().cpu().numpy() if torch.is_tensor(class_weights) else np.asarray(class_weights)
     return w.astype(np.float32)[label_array(y)]
 
 
-#: The fixed loss-based weighting rules of lesson 04.
+#: The fixed loss-based weighting rules of lesson 05.
 LOSS_WEIGHTING_RULES = ("uniform", "upweight_high_loss", "downweight_high_loss")
 
 
@@ -243,7 +243,7 @@ def loss_based_weights(losses: torch.Tensor, rule: str = "uniform", gamma: float
       rare class, and hurts when the high-loss examples are mislabelled;
     - ``"downweight_high_loss"``: ``p ** gamma``: trust what the model already agrees
       with, as self-paced learning and small-loss selection do. Resists wrong labels,
-      and ignores a rare class. Lesson 04 teaches it.
+      and ignores a rare class. Lesson 05 teaches it.
     """
     if rule not in LOSS_WEIGHTING_RULES:
         raise ValueError(f"rule must be one of {LOSS_WEIGHTING_RULES}, got {rule!r}")
@@ -263,7 +263,7 @@ class LossWeightedCrossEntropy(nn.Module):
     ``sum_i w_i l_i / sum_i w_i``. During the first ``warmup_epochs`` epochs the rule is
     ``"uniform"`` (a model that has learned nothing yet cannot tell which losses to
     trust; down-weighting from the first step can collapse onto one class).
-    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch. Lesson 04 teaches it.
+    :func:`noisylabels.fit` calls :meth:`set_epoch` before each epoch. Lesson 05 teaches it.
     """
 
     def __init__(self, rule: str = "uniform", gamma: float = 2.0, class_weights=None, warmup_epochs: int = 0):
@@ -309,7 +309,7 @@ class NoiseAdaptationLayer(nn.Module):
     the diagonal and the rest spread evenly. With ``trainable=False`` it stays fixed:
     that is forward loss correction (Patrini et al. 2017). A learnable ``T`` and a
     flexible classifier can explain the same noisy labels in more than one way, so the
-    layer helps most when ``T`` starts from a reasonable estimate. Lesson 04 teaches it.
+    layer helps most when ``T`` starts from a reasonable estimate. Lesson 05 teaches it.
     """
 
     def __init__(self, base: nn.Module, num_classes: int, init_diagonal: float = 0.9,
@@ -350,7 +350,7 @@ def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
     """Error rate of each class (``nan`` for classes absent from ``y``).
 
     ``pred`` holds predicted labels ``(n,)`` or probabilities / logits ``(n, C)``.
-    Lesson 04 teaches it.
+    Lesson 05 teaches it.
     """
     pred = pred.detach().cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
     if pred.ndim == 2:
@@ -367,5 +367,5 @@ def class_error_rates(pred, y, num_classes: int | None = None) -> np.ndarray:
 
 def balanced_error(pred, y, num_classes: int | None = None) -> float:
     """Mean of the per-class error rates: the error on a test set with balanced classes.
-    Lesson 04 teaches it; lesson 05 reports it."""
+    Lesson 05 teaches it; lesson 06 reports it."""
     return float(np.nanmean(class_error_rates(pred, y, num_classes)))

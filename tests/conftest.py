@@ -10,7 +10,7 @@ from pathlib import Path
 
 # Tests train tiny models, for which one thread is faster than two fighting over the cores.
 # The notebook kernels and nbgrader runs that the slow tests start inherit this too: on a
-# 2-core machine with anything else busy, two OpenMP threads per kernel made lesson 02's
+# 2-core machine with anything else busy, two OpenMP threads per kernel made lesson 03's
 # quick run about seven times slower (it hit the cell time limit).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

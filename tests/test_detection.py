@@ -1,4 +1,4 @@
-"""Finding mislabeled examples (noisylabels.detection, lesson 06) on small planted problems."""
+"""Finding mislabeled examples (noisylabels.detection, lesson 02) on small planted problems."""
 
 import numpy as np
 import pytest

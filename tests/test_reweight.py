@@ -1,4 +1,4 @@
-"""Learning to reweight examples (noisylabels.reweight, lesson 05, homework 4)."""
+"""Learning to reweight examples (noisylabels.reweight, lesson 06, homework 4)."""
 
 import numpy as np
 import pytest
