@@ -8,6 +8,8 @@
   course's ``gradebook.db``, which ``nbgrader autograde`` needs);
 - ``noisylabels lab``: JupyterLab at the course root for students (``--instructor``: with
   the nbgrader tools).
+- ``noisylabels autograde ASSIGNMENT [--scheduler local:N|ADDRESS]``: grade a class with
+  nbgrader, students in parallel on Dask (``autograder/nbgrader_plugins/class_autograde.py``);
 - ``noisylabels doctor``: check the permissions that keep a class's students apart on a
   shared server (``autograder/permissions.py``), each problem with the command that fixes it.
 """
@@ -84,6 +86,12 @@ def _cmd_doctor(args) -> int:
                   config_dirs=args.config_dir or None, verbose=args.verbose)
 
 
+def _cmd_autograde(args) -> int:
+    from autograder.nbgrader_plugins import class_autograde
+
+    return class_autograde.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="noisylabels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="course repository (default: found from the current folder)")
@@ -136,6 +144,15 @@ def main(argv=None) -> int:
                    help="folder of the system nbgrader_config.py (default: /etc/jupyter and the other system folders)")
     d.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
     d.set_defaults(func=_cmd_doctor)
+
+    g = sub.add_parser("autograde", help="grade every submission of an assignment with nbgrader, in parallel on Dask",
+                       description="Run the real nbgrader autograde for each student of submitted/*/ASSIGNMENT "
+                                   "in parallel (Dask; each with a scratch gradebook), merge the results into "
+                                   "the course gradebook, print a table with every failure's reason "
+                                   "(autograder/nbgrader_plugins/class_autograde.py).")
+    from autograder.nbgrader_plugins.class_autograde import add_arguments as _autograde_arguments
+    _autograde_arguments(g)
+    g.set_defaults(func=_cmd_autograde)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command != "lab":

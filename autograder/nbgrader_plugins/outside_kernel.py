@@ -28,12 +28,22 @@ emitted data, see :mod:`autograder.nbgrader_plugins.check_data`), :func:`require
 If a grader function raises :class:`CheckFailed` or finds missing or malformed data, the
 cell gets 0 points and a message; any other exception also gives 0 points, with a
 message, and is logged as an error for the instructor.
+
+A reference value that is the same for every submission of an assignment (a baseline the
+grader trains itself, say) is computed once with :func:`once_per_assignment`: once per
+nbgrader process, and once per class when ``noisylabels autograde`` grades students in
+parallel processes (it names a run's cache folder in :data:`REFERENCE_CACHE_ENV`).
 """
 
 from __future__ import annotations
 
 import copy
+import fcntl
+import functools
+import hashlib
 import importlib
+import json
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +60,7 @@ from autograder.nbgrader_plugins.check_data import MissingCheckData, read_emitte
 __all__ = [
     "GradingContext", "CellGrade", "register", "registered", "GradeOutsideKernel",
     "CheckFailed", "GraderProblem", "require", "check_values", "full_marks", "as_array", "as_tensor", "kernel_error",
+    "REFERENCE_CACHE_ENV", "once_per_assignment",
 ]
 
 
@@ -161,6 +172,46 @@ def as_tensor(values, key: str, shape=None):
 
 def full_marks(ctx: GradingContext, feedback: str = "All tests passed.") -> CellGrade:
     return CellGrade(ctx.max_points, feedback)
+
+
+#: A folder (the grader's only) where :func:`once_per_assignment` shares values between the
+#: processes grading one class; set by ``noisylabels autograde`` for one run, then removed.
+REFERENCE_CACHE_ENV = "NOISYLABELS_REFERENCE_CACHE"
+
+
+def once_per_assignment(func):
+    """Decorator: ``func(*args)`` is a reference value that does not depend on the submission
+    (JSON-able; hashable arguments). Computed once per process, and, where
+    :data:`REFERENCE_CACHE_ENV` names a folder, once for all the processes sharing it: the
+    first computes under a file lock, the others wait and read its file. The key holds the
+    function, its arguments and ``NOISYLABELS_SIZE``; the folder lives for one class run, so
+    a changed library or grader is never answered from an old value."""
+
+    @functools.lru_cache(maxsize=8)
+    def cached(*args):
+        folder = os.environ.get(REFERENCE_CACHE_ENV)
+        if not folder:
+            return func(*args)
+        key = json.dumps([func.__module__, func.__qualname__, repr(args), os.environ.get("NOISYLABELS_SIZE", "")])
+        path = Path(folder) / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+        fd = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one process computes, the others wait for its file
+            try:
+                stored = json.loads(path.read_text())
+                if stored.get("key") == key:
+                    return stored["value"]
+            except (OSError, ValueError, AttributeError):
+                pass
+            value = func(*args)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": key, "value": value}))
+            os.replace(tmp, path)
+            return value
+        finally:
+            os.close(fd)
+
+    return functools.wraps(func)(cached)
 
 
 # ----------------------------------------------------------------------------- the preprocessor
