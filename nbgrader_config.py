@@ -85,7 +85,7 @@ else:
     c.Autograde.permissions = 400
     c.GenerateFeedback.permissions = 600
 # nbgrader collect copies a submission with the exchange's modes (folder 0777): this one closes it to others.
-c.ExchangeFactory.collect = "autograder.nbgrader_plugins.closed_collect.ClosedCollect"
+c.ExchangeFactory.collect = "autograder.nbgrader_plugins.exchange_modes.ClosedCollect"
 # Homework 2: autograde keeps each student's own hw02.py.
 c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
 # Restores locked cells and their hidden tests; warns only when a student edited a locked cell.

@@ -56,6 +56,7 @@ CLOSED_NAMES = ("submitted", "autograded", "feedback", "instructor", "solutions"
 CLOSED_PATTERNS = ("gradebook.db-journal", "*grades*.csv", "*.csv.log", "*.csv.bad", "*_similarity.*",
                    "refused_submissions.log", ".nbgrader.log", "nbgrader_*.log")
 ROLES = ("student", "grader", "instructor")
+CLOSED_SUBMIT = "autograder.nbgrader_plugins.exchange_modes.ClosedSubmit"
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 SYSTEM_CONFIG_DIR = "/etc/jupyter"
 
@@ -288,6 +289,18 @@ def check_exchange(exchange, instructor: str, group: str = GROUP, course_id: str
             if sub == "inbound" and s.st_mode & stat.S_IROTH:
                 problem += ": every account can list the submissions"
         checks.append(Check(f"{name}: mode", problem, f"sudo chmod {mode:04o} {_q(path)}"))
+        if sub == "inbound":
+            checks.append(Check(f"{name}: group", "" if _group(s.st_gid) == group else
+                                f"group is {_group(s.st_gid)}, not {group}: submissions get this group",
+                                f"sudo chgrp {group} {_q(path)}"))
+            try:
+                entries = [e for e in os.scandir(path) if e.stat(follow_symlinks=False).st_mode & 0o007]
+            except PermissionError:  # only root and the instructor can list it
+                continue
+            checks.append(Check(f"{name}: submissions closed to other students", "" if not entries else
+                                f"{len(entries)} submission folder(s) open to others (nbgrader's 0777), "
+                                f"e.g. {entries[0].name}",
+                                f"sudo find {_q(path)} -mindepth 1 -maxdepth 1 -exec chmod o-rwx {{}} +"))
     return checks
 
 
@@ -390,7 +403,9 @@ def _system_config_lines(exchange, course_id: str) -> list[str]:
     return ["# Written by deploy/install.sh: the course id and the one exchange of every account (nbgrader).",
             "c = get_config()  # noqa: F821",
             f"c.CourseDirectory.course_id = {json.dumps(course_id)}",
-            f"c.Exchange.root = {json.dumps(str(exchange))}"]
+            f"c.Exchange.root = {json.dumps(str(exchange))}",
+            "# a submission's folder in inbound/ 0770 (the student's and the grading group's), not nbgrader's 0777",
+            f"c.ExchangeFactory.submit = {json.dumps(CLOSED_SUBMIT)}"]
 
 
 def check_system_config(exchange, course_id: str = COURSE_ID, config_dirs=None) -> list[Check]:
@@ -418,7 +433,7 @@ def check_system_config(exchange, course_id: str = COURSE_ID, config_dirs=None) 
                             f"sudo chown root:root {_q(path)} && sudo chmod 0644 {_q(path)}"))
     try:
         values = {key: next((v for v in (nbgrader_setting(p, *key) for p in files) if v), None)
-                  for key in (("CourseDirectory", "course_id"), ("Exchange", "root"))}
+                  for key in (("CourseDirectory", "course_id"), ("Exchange", "root"), ("ExchangeFactory", "submit"))}
     except Exception as err:  # a config file that does not load
         return checks + [Check(f"system config {files[0]}", f"does not load: {err}", write)]
     course = values[("CourseDirectory", "course_id")]
@@ -428,6 +443,10 @@ def check_system_config(exchange, course_id: str = COURSE_ID, config_dirs=None) 
     same = root and os.path.realpath(root) == os.path.realpath(exchange)
     checks.append(Check("system config: exchange", "" if same else
                         f"Exchange.root is {root!r}, not {str(exchange)!r}", write))
+    submit = values[("ExchangeFactory", "submit")]
+    checks.append(Check("system config: submissions closed to other students", "" if submit == CLOSED_SUBMIT else
+                        "nbgrader submit leaves each submission's folder 0777 (another student who learns its "
+                        f"name can change it): ExchangeFactory.submit is {submit!r}, not {CLOSED_SUBMIT!r}", write))
     return checks
 
 

@@ -140,7 +140,11 @@ runuser -u "$INSTRUCTOR" -- env -i PATH=/usr/bin:/bin HOME=/ "$PY" -c "import no
     || die "$PY cannot import the course as $INSTRUCTOR: the environment must be readable by every account (one made from /usr/bin/python3 outside /root)"
 note "$INSTRUCTOR can run it"
 step "kernel noisylabels registered in $KERNEL_PREFIX/share/jupyter/kernels"
-"$PY" -m ipykernel install --prefix "$KERNEL_PREFIX" --name noisylabels --display-name "Python 3 (Noisy Labels)" --log-level=ERROR >/dev/null
+if ! kernel_out=$("$PY" -m ipykernel install --prefix "$KERNEL_PREFIX" --name noisylabels \
+        --display-name "Python 3 (Noisy Labels)" 2>&1); then
+    printf '%s\n' "$kernel_out" >&2
+    die "the kernel could not be registered"
+fi
 chmod -R a+rX "$KERNEL_PREFIX/share/jupyter/kernels/noisylabels"
 
 # ------------------------------------------------------------------ the system nbgrader configuration

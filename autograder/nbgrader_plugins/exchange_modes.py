@@ -1,16 +1,36 @@
-"""``nbgrader collect`` that keeps each collected submission closed to other accounts.
+"""nbgrader's exchange with submissions closed to other students (issue 23).
 
-nbgrader 0.9.6 copies a submission from the exchange with the modes ``nbgrader submit``
-left on it (the folder 0777, files 0644), so ``submitted/<student>/<assignment>/`` came out
-writable by every account that could reach it (issue 23). :class:`ClosedCollect` removes
-every permission of "others" from what it copied; the owner and group (the grading group,
-through the course folder's setgid bit) keep theirs. Installed in ``nbgrader_config.py`` as
-``c.ExchangeFactory.collect``, so the formgrader's Collect button uses it too.
+nbgrader 0.9.6 leaves two doors open on a shared server:
+
+- ``nbgrader submit`` makes each submission's folder in ``inbound/`` mode 0777 "so the
+  instructor can delete later": a student who learns the folder's name (it is hidden by a
+  random suffix, not protected) can delete or replace another student's files in it.
+  :class:`ClosedSubmit` makes it 0770 instead: the student's, and the group's that the
+  setgid ``inbound/`` gives it (the grading group, ``deploy/install.sh``), so the instructor
+  still collects and deletes it. Installed for every account by the system
+  ``nbgrader_config.py`` (``c.ExchangeFactory.submit``).
+- ``nbgrader collect`` copies a submission with those modes, so ``submitted/<student>/<assignment>/``
+  came out writable by every account that could reach it. :class:`ClosedCollect` removes
+  every permission of "others" from what it copied. Installed in the course's
+  ``nbgrader_config.py`` (``c.ExchangeFactory.collect``), so the formgrader's Collect button uses it too.
 """
 
+import os
+
 from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.exchange.default.submit import ExchangeSubmit
 
 from autograder.permissions import close_to_others
+
+SUBMISSION_MODE = 0o770
+
+
+class ClosedSubmit(ExchangeSubmit):
+    """nbgrader's submit, then the submission's folder in ``inbound/`` 0770 instead of 0777."""
+
+    def copy_files(self):
+        super().copy_files()
+        os.chmod(os.path.join(self.inbound_path, self.assignment_filename), SUBMISSION_MODE)
 
 
 class ClosedCollect(ExchangeCollect):
