@@ -10,6 +10,7 @@
   the nbgrader tools).
 - ``noisylabels autograde ASSIGNMENT [--scheduler local:N|ADDRESS]``: grade a class with
   nbgrader, students in parallel on Dask (``autograder/nbgrader_plugins/class_autograde.py``);
+- ``noisylabels hub --roster roster.csv``: a class on JupyterHub (``deploy/``), set up first if needed.
 - ``noisylabels doctor``: check the permissions that keep a class's students apart on a
   shared server (``autograder/permissions.py``), each problem with the command that fixes it.
 """
@@ -92,6 +93,12 @@ def _cmd_autograde(args) -> int:
     return class_autograde.run(args)
 
 
+def _cmd_hub(args) -> int:
+    from . import hub
+
+    return hub.run(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="noisylabels", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", help="course repository (default: found from the current folder)")
@@ -145,6 +152,14 @@ def main(argv=None) -> int:
     d.add_argument("-v", "--verbose", action="store_true", help="also list the checks that passed")
     d.set_defaults(func=_cmd_doctor)
 
+    h = sub.add_parser("hub", help="start a class on JupyterHub (runs deploy/install.sh first if the set-up is missing)",
+                       description="Start JupyterHub with deploy/jupyterhub_config.py for the roster's accounts, as "
+                                   "root; set up what is missing first (deploy/install.sh, npm's "
+                                   "configurable-http-proxy). Other options go to jupyterhub.")
+    from .hub import add_arguments as _hub_arguments
+    _hub_arguments(h)
+    h.set_defaults(func=_cmd_hub)
+
     g = sub.add_parser("autograde", help="grade every submission of an assignment with nbgrader, in parallel on Dask",
                        description="Run the real nbgrader autograde for each student of submitted/*/ASSIGNMENT "
                                    "in parallel (Dask; each with a scratch gradebook), merge the results into "
@@ -155,7 +170,7 @@ def main(argv=None) -> int:
     g.set_defaults(func=_cmd_autograde)
 
     args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command != "lab":
+    if unknown and args.command not in ("lab", "hub"):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.jupyter_args = unknown
     return args.func(args)
