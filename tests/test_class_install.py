@@ -349,6 +349,7 @@ def klass():
     try:
         k.first_install = k.install()
         assert k.first_install.returncode == 0, k.first_install.stdout[-4000:] + k.first_install.stderr[-4000:]
+        k.ok(k.instructor, "noisylabels", "assignments", "--register", HW01, cwd=k.course)  # the README's step 1
         k.ok(k.instructor, "nbgrader", "release_assignment", HW01, cwd=k.course)
         k.answers = {}
         for student in (k.ann, k.bob):
@@ -551,3 +552,19 @@ def test_formgrader_in_the_instructor_lab_shows_a_cli_release_as_released_with_c
             os.killpg(proc.pid, 9)
             proc.wait()
         log.close()
+
+
+@pytest.mark.slow
+def test_install_moves_a_hijacked_course_folder_in_the_exchange_aside_and_makes_it_again(klass):
+    """Run last (it replaces the exchange's course folder): a student owns it, as if she had made it first."""
+    k = klass
+    folder = k.exchange / "noisy-labels"
+    subprocess.run(["chown", "-R", f"{k.ann}:{k.ann}", str(folder)], check=True)
+    assert k.doctor().returncode == 1
+    run = k.install()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"WARNING: it belonged to {k.ann}, not {k.instructor}" in run.stdout
+    moved = [p for p in k.exchange.iterdir() if p.name.startswith("noisy-labels.hijacked.")]
+    assert len(moved) == 1 and stat.S_IMODE(moved[0].stat().st_mode) == 0o700 and moved[0].stat().st_uid == 0
+    assert pwd.getpwuid(folder.stat().st_uid).pw_name == k.instructor
+    assert k.doctor().returncode == 0
