@@ -8,5 +8,6 @@
   content made inert in every page rendered from a submission;
 - ``submission_checks``: a submitted folder that is not regular files only is refused before
   nbgrader copies anything of it;
-- ``release_stubs``: reference scripts replaced by stubs at release.
+- ``release_stubs``: reference scripts replaced by stubs at release;
+- ``class_autograde``: ``noisylabels autograde``, a class graded by nbgrader in parallel on Dask.
 """
