@@ -189,13 +189,15 @@ def _fill_submission(gb, record: dict, *, keep_manual: bool) -> None:
         snb.late_submission_penalty = nb_record["late_submission_penalty"]
         if not keep_manual:
             snb.flagged = nb_record["flagged"]
-        cells = {c.name: c for c in notebook.grade_cells + notebook.task_cells + notebook.solution_cells}
+        # a cell can be a grade cell and a solution cell: two rows of the same name
+        graded = {c.name: c for c in notebook.grade_cells + notebook.task_cells}
+        commented = {c.name: c for c in notebook.solution_cells + notebook.task_cells}
         grades = {g.cell.name: g for g in snb.grades if g.cell is not None}
         comments = {c.cell.name: c for c in snb.comments if c.cell is not None}
         for g in nb_record["grades"]:
             grade = grades.get(g["cell"])
             if grade is None:
-                grade = Grade(cell_id=_cell(cells, g["cell"]).id, notebook=snb)
+                grade = Grade(cell_id=_cell(graded, g["cell"]).id, notebook=snb)
                 gb.db.add(grade)
             grade.auto_score = g["auto_score"]
             if keep_manual:  # what serial autograde decides from the manual score in the gradebook now
@@ -206,7 +208,7 @@ def _fill_submission(gb, record: dict, *, keep_manual: bool) -> None:
         for c in nb_record["comments"]:
             comment = comments.get(c["cell"])
             if comment is None:
-                comment = Comment(cell_id=_cell(cells, c["cell"]).id, notebook=snb)
+                comment = Comment(cell_id=_cell(commented, c["cell"]).id, notebook=snb)
                 gb.db.add(comment)
             comment.auto_comment = c["auto_comment"]
             if not keep_manual:
