@@ -95,6 +95,7 @@ else:
     c.PAMAuthenticator.open_sessions = False  # no PAM session (no systemd-logind here, nothing to open)
 c.Authenticator.allowed_users = {a["username"] for a in ROSTER} | set(instructors)
 c.Authenticator.admin_users = set(instructors)
+c.Authenticator.allow_existing_users = False  # a row removed from the roster no longer logs in
 
 # ------------------------------------------------------------------ every account's own server
 settings = REPO / "jupyter"  # the course's Jupyter settings (noisylabels lab uses them too)

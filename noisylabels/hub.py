@@ -187,9 +187,9 @@ def setup_from_args(args) -> HubSetup:
     roster = Path(args.roster)
     if not roster.is_file():
         raise ValueError(f"--roster: no such file: {roster}")
+    instructors = roster_roles(roster)["instructor"]  # also checks the roster (a ValueError says what is wrong)
     instructor = args.instructor
     if not instructor:
-        instructors = roster_roles(roster)["instructor"]
         if not instructors:
             raise ValueError(f"{roster} names no instructor: add a row with role instructor, or pass --instructor USER")
         instructor = instructors[0]
