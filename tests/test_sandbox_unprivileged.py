@@ -187,8 +187,13 @@ NOT_DELEGATED = "nltest-none"  # a subtree name that exists nowhere
 # ----------------------------------------------------------------------------- runs
 RUN_PROBE = """\
     import json, os, sys
+    import pyseccomp
     from autograder import sandbox
+    from autograder.sandbox import seccomp
     source = sys.argv[1]
+    if sys.argv[4] == "allow-all":  # the filter replaced by one that allows every call
+        allow_all = seccomp.to_bpf(pyseccomp.SyscallFilter(pyseccomp.ALLOW))
+        seccomp.compiled_filter = lambda: allow_all
     limits = sandbox.Limits(memory=int(sys.argv[2]), processes=int(sys.argv[3]))
     result = sandbox.run_sandboxed([sys.executable, "-c", source], wall_seconds=60, limits=limits,
                                    runtime=sandbox.Runtime(packages=()))
@@ -221,9 +226,9 @@ print('held', sum(os.fstat(fd).st_size for fd in fds) >> 20, 'MB')
 """
 
 
-def run_as(account, source, *, memory=512 * sandbox.MB, processes=32, subtree=NOT_DELEGATED):
+def run_as(account, source, *, memory=512 * sandbox.MB, processes=32, subtree=NOT_DELEGATED, filter="seccomp"):
     run = account.run([str(account.env_bin / "python"), "-c", textwrap.dedent(RUN_PROBE), source,
-                       str(memory), str(processes)], check=False, NOISYLABELS_SANDBOX_CGROUP=subtree)
+                       str(memory), str(processes), filter], check=False, NOISYLABELS_SANDBOX_CGROUP=subtree)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
 
@@ -260,6 +265,75 @@ def test_with_a_delegated_subtree_a_runs_memory_and_processes_are_capped_as_a_wh
     assert 0 < int(bomb["out"]) < 32, bomb
     for point, _ in cgroup.v1_mounts().values():  # every run removed its group
         assert [p for p in (Path(point) / delegated).iterdir() if p.is_dir()] == []
+
+
+ORPHAN = """\
+    import json, os, signal, subprocess, time
+    from autograder import sandbox
+    # a bubblewrap namespace whose watcher is killed (no --die-with-parent): its init lives on
+    outer = subprocess.Popen(["bwrap", "--unshare-user", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc",
+                              "--dev", "/dev", "sleep", "60"])
+    time.sleep(1)
+    during = sandbox.leftover_processes()
+    os.kill(outer.pid, signal.SIGKILL)
+    outer.wait()
+    time.sleep(0.5)
+    after = sandbox.leftover_processes()
+    print(json.dumps({"during": during, "after": after, "own": os.getpid()}))
+    for pid in after:
+        os.kill(pid, signal.SIGKILL)
+    """
+
+
+@pytest.mark.slow
+def test_leftover_processes_are_the_namespaces_whose_run_is_over_never_the_accounts_own(account):
+    sleeper = account.start("sleep", "120")
+    try:
+        found = json.loads(account.python(ORPHAN).stdout.strip().splitlines()[-1])
+        assert found["during"] == []  # a namespace still watched by its bubblewrap: a run in progress
+        assert len(found["after"]) == 2, found  # its init and sleep, once nothing watches them
+        assert sleeper.pid not in found["after"] and found["own"] not in found["after"]
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+KEYRING_PRELUDE = """\
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {NR!r}
+def syscall(name, *args):
+    r = libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    return r if r >= 0 else -ctypes.get_errno()
+ring = {{"user": -4, "user-session": -5, "session": -3}}.get({WHERE!r}) or syscall("keyctl", 22, -1, -3)
+"""
+KEYRING_STORE = """\
+key = syscall("add_key", b"user", b"channel", b"answers-of-a-strong-student", 27, ring) if ring > 0 or ring < -1 else ring
+print("stored" if key > 0 else "refused: " + os.strerror(-key))
+"""
+KEYRING_READ = """\
+key = syscall("keyctl", 10, ring, b"user", b"channel", 0)  # KEYCTL_SEARCH
+buf = ctypes.create_string_buffer(64)
+n = syscall("keyctl", 11, key, buf, 64) if key > 0 else key  # KEYCTL_READ
+print(buf.raw[:n].decode() if n > 0 else "nothing: " + os.strerror(-n))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["user", "user-session", "session", "persistent"])
+def test_a_key_stored_by_one_unprivileged_run_does_not_reach_the_next_even_without_the_filter(account, where):
+    import pyseccomp
+
+    numbers = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name) for name in ("add_key", "keyctl")}
+    prelude = KEYRING_PRELUDE.format(NR=numbers, WHERE=where)
+    filtered = run_as(account, prelude + KEYRING_STORE)
+    assert filtered["out"].strip().startswith("refused: Operation not permitted"), filtered
+    first = run_as(account, prelude + KEYRING_STORE, filter="allow-all")
+    second = run_as(account, prelude + KEYRING_READ, filter="allow-all")
+    assert first["rc"] == 0 and second["rc"] == 0, (first, second)
+    assert first["out"].strip() == "stored", first  # the channel was open in the first run
+    assert second["out"].strip() == "nothing: Required key not available", (first, second)
 
 
 # ----------------------------------------------------------------------------- homework 2's grader
