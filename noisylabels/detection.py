@@ -49,11 +49,23 @@ __all__ = [
     "per_class_thresholds",
     "confident_joint",
     "confident_learning_issues",
+    "calibrate_confident_joint",
+    "estimate_joint",
+    "estimated_num_errors",
+    "prune_by_noise_rate",
     "rank_by_self_confidence",
     "precision_recall_at_k",
     "precision_recall_curve_points",
     "ranking_report",
     "retrain_test_accuracy",
+    "flag_scores",
+    "lookalike_noise",
+    "noisy_labels",
+    "NOISE_FAMILIES",
+    "self_confidence_by_epoch",
+    "aum_threshold_samples",
+    "plant_and_recover",
+    "retrain_comparison",
     "EvilTwinFile",
     "plant_evil_twins",
     "exact_duplicate_groups",
@@ -283,23 +295,29 @@ def per_class_thresholds(pred_probs, labels) -> np.ndarray:
     return np.clip(t, 2e-6, None)  # cleanlab's lower bound
 
 
-def _confident_guess(pred_probs, thresholds):
-    """Which examples clear at least one class threshold, and their guessed true class (the
-    one class they clear, or the argmax when they clear several), as cleanlab counts them."""
+def _confident_guess(pred_probs, thresholds, rule: str = "cleanlab"):
+    """Which examples clear at least one class threshold, and their guessed true class: the
+    one class they clear; when they clear several, ``rule="cleanlab"`` takes the argmax over
+    *all* classes (what cleanlab counts), ``rule="paper"`` the most probable class among those
+    that clear their thresholds (Northcutt et al. 2021, Eq. 1)."""
+    if rule not in ("cleanlab", "paper"):
+        raise ValueError(f"rule must be 'cleanlab' or 'paper', got {rule!r}")
     confident = pred_probs >= thresholds - 1e-6  # (n, C) bool
     num_confident = confident.sum(1)
-    guess = np.where(num_confident > 1, pred_probs.argmax(1), confident.argmax(1))
+    best = pred_probs.argmax(1) if rule == "cleanlab" else np.where(confident, pred_probs, -1.0).argmax(1)
+    guess = np.where(num_confident > 1, best, confident.argmax(1))
     return num_confident > 0, guess
 
 
-def confident_joint(pred_probs, labels, thresholds=None) -> np.ndarray:
+def confident_joint(pred_probs, labels, thresholds=None, rule: str = "cleanlab") -> np.ndarray:
     """The (uncalibrated) confident joint ``C[i, j]``: examples labeled ``i`` whose guessed true
     class is ``j`` (shape ``(C, C)``; the diagonal is clipped to at least 1, as in cleanlab).
+    ``rule`` settles an example that clears several thresholds (see :func:`_confident_guess`).
     Lesson 02 teaches it."""
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
     if thresholds is None:
         thresholds = per_class_thresholds(pred_probs, labels)
-    has_guess, guess = _confident_guess(pred_probs, np.asarray(thresholds))
+    has_guess, guess = _confident_guess(pred_probs, np.asarray(thresholds), rule)
     num_classes = pred_probs.shape[1]
     joint = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(joint, (labels[has_guess], guess[has_guess]), 1)
@@ -319,6 +337,68 @@ def confident_learning_issues(pred_probs, labels, thresholds=None) -> np.ndarray
     nudged = pred_probs.copy()
     nudged[np.arange(len(labels)), labels] += 1e-6
     return has_guess & (guess != labels) & (nudged.argmax(1) != labels)
+
+
+def calibrate_confident_joint(joint, labels) -> np.ndarray:
+    """Northcutt et al.'s Eq. 3: scale each row of the confident joint to the number of examples
+    with that given label, then the whole matrix to ``n``, so that ``C[i, j]`` estimates how many
+    examples are labeled ``i`` and truly ``j``. Float ``(C, C)``. Lesson 02 teaches it."""
+    joint = np.asarray(joint, dtype=np.float64)
+    counts = np.bincount(np.asarray(labels), minlength=len(joint)).astype(np.float64)
+    calibrated = joint / np.clip(joint.sum(1, keepdims=True), 1e-12, None) * counts[:, None]
+    return calibrated / max(calibrated.sum(), 1e-12) * counts.sum()
+
+
+def estimate_joint(pred_probs, labels, thresholds=None, rule: str = "cleanlab") -> np.ndarray:
+    """The estimated joint ``Q[i, j]`` of (given label ``i``, true label ``j``): the calibrated
+    confident joint divided by ``n``; it sums to 1. Lesson 02 compares it with the planted noise."""
+    joint = confident_joint(pred_probs, labels, thresholds, rule)
+    calibrated = calibrate_confident_joint(joint, labels)
+    return calibrated / calibrated.sum()
+
+
+def estimated_num_errors(pred_probs, labels, thresholds=None, rule: str = "cleanlab") -> int:
+    """Confident learning's estimate of how many labels are wrong: ``n`` times the off-diagonal
+    mass of :func:`estimate_joint`. The cutoff it gives needs no answer key. Lesson 02 teaches it."""
+    Q = estimate_joint(pred_probs, labels, thresholds, rule)
+    return int(round(len(np.asarray(labels)) * (1 - np.trace(Q))))
+
+
+def _round_preserving_row_totals(matrix) -> np.ndarray:
+    """Round each row to integers keeping its (rounded) total: round, then move the rows'
+    leftover units to the entries that rounding moved most (cleanlab's rule)."""
+    out = []
+    for row in np.asarray(matrix, dtype=np.float64):
+        ints, total = row.round(), row.sum().round()
+        while abs(ints.sum() - total) > 1e-6:
+            step = 1 if total > ints.sum() else -1
+            changes = min(int(abs(round(total - ints.sum()))), len(row))
+            ints[np.argsort(row - ints)[::-step][:changes]] += step
+        out.append(ints)
+    return np.asarray(out).astype(np.int64)
+
+
+def prune_by_noise_rate(pred_probs, labels, thresholds=None, rule: str = "cleanlab") -> np.ndarray:
+    """Confident learning's pruning rule (cleanlab's default ``filter_by="prune_by_noise_rate"``),
+    by hand: for every off-diagonal cell ``(i, j)`` of the calibrated confident joint (rounded,
+    row totals kept), flag that many examples labeled ``i``, those with the largest margin
+    ``p_j - p_i``; then unflag any example whose given label is still the model's top class.
+    Boolean mask. Lesson 02 teaches it before the cleaned retrain uses it."""
+    pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
+    counts = _round_preserving_row_totals(
+        calibrate_confident_joint(confident_joint(pred_probs, labels, thresholds, rule), labels))
+    flagged = np.zeros(len(labels), dtype=bool)
+    for i in range(len(counts)):
+        members = np.flatnonzero(labels == i)
+        if len(members) <= 1:
+            continue
+        for j in range(len(counts)):
+            if j != i and counts[i, j] > 0:
+                margin = pred_probs[members, j] - pred_probs[members, i]
+                flagged[members[np.argsort(-margin)[:counts[i, j]]]] = True
+    nudged = pred_probs.copy()
+    nudged[np.arange(len(labels)), labels] += 1e-6
+    return flagged & (nudged.argmax(1) != labels)
 
 
 def rank_by_self_confidence(issues_mask, pred_probs, labels) -> np.ndarray:
@@ -476,3 +556,173 @@ def judge_twin_pairs(pairs, labels, pred_probs) -> list:
         if labels[i] != labels[j]:
             flagged.append(i if conf[i] < conf[j] else j)
     return sorted(set(flagged))
+
+
+# ------------------------------------------------------- noise families, cutoffs, retrains
+
+
+def flag_scores(flagged, pred_probs, labels) -> np.ndarray:
+    """Suspicion scores that put the ``flagged`` examples first, each group ordered from the least
+    self-confident: how a flagged set becomes a ranking. Lesson 02 teaches it."""
+    conf = self_confidence(pred_probs, labels)
+    return np.where(np.asarray(flagged, dtype=bool), 2.0 - conf, -conf)
+
+
+def lookalike_noise(X, y_true, noise_rate: float, *, seed: int = 0, num_classes: int = 10, num_folds: int = 2,
+                    **train_kwargs):
+    """Look-alike label noise, the realistic hard case: ``round(noise_rate * n)`` examples, drawn
+    at random, get the class a held-out model finds most likely after the true one (its second
+    choice; the model is cross-validated on the clean labels, so it never saw the example).
+    Returns ``(y_noisy, is_mislabeled)``. Lesson 02 and ``benchmarks/label_errors.py`` use it."""
+    y_true = np.asarray(y_true)
+    probs = cross_val_pred_probs(X, y_true, num_folds=num_folds, seed=seed + 7, num_classes=num_classes,
+                                 **train_kwargs)
+    probs[np.arange(len(y_true)), y_true] = -1.0
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(y_true), size=int(round(noise_rate * len(y_true))), replace=False)
+    y_noisy = y_true.copy()
+    y_noisy[chosen] = probs[chosen].argmax(1)
+    return y_noisy, y_noisy != y_true
+
+
+#: The noise families of lesson 02's look-alike section and ``benchmarks/label_errors.py``.
+NOISE_FAMILIES = ("uniform", "pair", "lookalike")
+
+
+def noisy_labels(family: str, noise_rate: float, X, y_true, *, seed: int = 0, num_classes: int = 10):
+    """``(y_noisy, is_mislabeled)`` for a noise family: ``"uniform"`` (each label picked with
+    probability ``noise_rate`` gets a random class, so some keep theirs), ``"pair"`` (class ``i``
+    becomes ``i + 1``) or ``"lookalike"`` (:func:`lookalike_noise`). Lesson 02 uses it."""
+    from .noise import corrupt_labels
+
+    if family == "lookalike":
+        return lookalike_noise(X, y_true, noise_rate, seed=seed, num_classes=num_classes)
+    if family not in NOISE_FAMILIES:
+        raise ValueError(f"family must be one of {NOISE_FAMILIES}, got {family!r}")
+    return corrupt_labels(np.asarray(y_true), noise_rate, num_classes, kind=family, seed=seed)
+
+
+def self_confidence_by_epoch(X, y, train_mask, *, num_epochs: int = 40, lr: float = 1e-3, batch_size: int = 128,
+                             seed: int = 0, num_classes: int = 10, hidden=(256,)) -> np.ndarray:
+    """Train :func:`train_classifier`'s recipe on the examples in ``train_mask`` only, and record after
+    each epoch every example's probability of its given label: ``(num_epochs, n)``. The same model
+    at the same epoch judges the examples it trained on (in-sample) and the others (out-of-sample).
+    Lesson 02 teaches it."""
+    train_mask = np.asarray(train_mask, dtype=bool)
+    seed_everything(seed)
+    model = MLP(_in_features(X), tuple(hidden), num_classes)
+    rows = []
+
+    def record(epoch, history):
+        rows.append(self_confidence(predict_proba(model, X), y))
+
+    fit(model, (X[train_mask], np.asarray(y)[train_mask]), num_epochs=num_epochs, lr=lr, optimizer="adam",
+        batch_size=batch_size, seed=seed, progress=False, eval_train=False, on_epoch_end=record)
+    return np.stack(rows)
+
+
+def _two_disjoint_subsets(n: int, size: int, seed: int):
+    """Two disjoint random index sets of ``size`` each: every example is outside at least one."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[:size], perm[size:2 * size]
+
+
+def aum_threshold_samples(X, y, *, num_epochs: int = 10, percentile: float = 99, seed: int = 0,
+                          num_classes: int = 10, **signal_kwargs):
+    """Pleiss et al. 2020's cutoff for the area under the margin, with *threshold samples*: ``n / (C + 1)``
+    examples get a fake extra class ``C`` (so they are surely mislabeled), the network trains on
+    ``C + 1`` classes, and an example is flagged when its AUM is below the ``percentile``-th
+    percentile of the threshold samples' AUM. Two runs with disjoint threshold samples, so that
+    every example is scored in a run where it kept its label (as the paper does). The runs are short
+    (10 epochs by default; the paper stops at the first learning-rate drop): a network that has
+    memorized the threshold samples gives them high margins, and the cutoff flags far too many.
+    Returns ``(scores, flagged, cutoff)``: the suspicion scores (minus the AUM), the boolean flags
+    and the two runs' cutoffs on the score scale. Lesson 02 teaches it."""
+    y = np.asarray(y)
+    n = len(y)
+    scores, flagged, cutoffs = np.zeros(n), np.zeros(n, dtype=bool), []
+    done = np.zeros(n, dtype=bool)
+    for run, fake in enumerate(_two_disjoint_subsets(n, n // (num_classes + 1), seed)):
+        y_run = y.copy()
+        y_run[fake] = num_classes
+        signals = record_training_signals(X, y_run, num_epochs=num_epochs, seed=seed + run,
+                                          num_classes=num_classes + 1, desc="threshold samples", **signal_kwargs)
+        run_scores = aum_scores(signals.margins)
+        cutoff = float(np.percentile(-run_scores[fake], percentile))  # an AUM value
+        cutoffs.append(-cutoff)
+        judged = ~done
+        judged[fake] = False
+        scores[judged] = run_scores[judged]
+        flagged[judged] = -run_scores[judged] < cutoff
+        done |= judged
+    return scores, flagged, cutoffs
+
+
+def plant_and_recover(X, y, *, plant_fraction: float = 0.05, target_recall: float = 0.9, num_epochs: int = 5,
+                      seed: int = 0, num_classes: int = 10, **signal_kwargs):
+    """A cutoff for the early loss found without the answer key: flip the labels of a random
+    ``plant_fraction`` of the examples ourselves (to another class, uniformly), train, and put the
+    cutoff where the early loss (mean over ``num_epochs`` epochs) recovers ``target_recall`` of
+    the planted flips; the examples above it are flagged. Two runs with disjoint plants, so that
+    every example is judged with its own label. A plant on an already mislabeled example can put its
+    true label back, so a little less than every plant is an error: with many classes and little noise
+    (10 classes, 20 %: about 2 %) a 90 % target is safe; with few classes aim lower.
+    Returns ``(scores, flagged, cutoffs)``.
+    Lesson 02 teaches it."""
+    y = np.asarray(y)
+    n = len(y)
+    scores, flagged, cutoffs = np.zeros(n), np.zeros(n, dtype=bool), []
+    done = np.zeros(n, dtype=bool)
+    rng = np.random.default_rng(seed + 1)
+    for run, planted in enumerate(_two_disjoint_subsets(n, int(round(plant_fraction * n)), seed)):
+        y_run = y.copy()
+        y_run[planted] = (y[planted] + rng.integers(1, num_classes, len(planted))) % num_classes
+        signals = record_training_signals(X, y_run, num_epochs=num_epochs, seed=seed + run, num_classes=num_classes,
+                                          desc="planted flips", **signal_kwargs)
+        run_scores = early_loss_scores(signals.losses, num_epochs=num_epochs)
+        cutoff = float(np.quantile(run_scores[planted], 1 - target_recall))
+        cutoffs.append(cutoff)
+        judged = ~done
+        judged[planted] = False
+        scores[judged] = run_scores[judged]
+        flagged[judged] = run_scores[judged] >= cutoff
+        done |= judged
+    return scores, flagged, cutoffs
+
+
+def retrain_comparison(X, y_noisy, X_test, y_test, *, cleaned_keep, oracle_keep=None, seed: int = 0,
+                       num_epochs: int = 40, short_epochs: int = 12, val_fraction: float = 0.1,
+                       lr: float = 1e-3, num_classes: int = 10) -> dict:
+    """Clean test accuracy of the same MLP recipe (:func:`train_classifier`) trained on the noisy labels
+    in the ways a cleaned retrain must be compared with: ``noisy`` (``num_epochs``, no stopping rule),
+    ``noisy_early_stopped`` (trained on all but a random ``val_fraction`` of the digits and stopped at
+    the epoch of best accuracy on that held-out slice's *noisy* labels: what a user without clean
+    data can do), ``noisy_short`` (``short_epochs``), ``random_removal`` (as many random digits removed
+    as the cleaning removes), ``cleaned`` (the digits outside ``cleaned_keep`` removed) and, given
+    ``oracle_keep``, ``oracle`` (exactly the mislabeled digits removed). Lesson 02 and
+    ``benchmarks/label_errors.py`` call it."""
+    y_noisy, y_test = np.asarray(y_noisy), np.asarray(y_test)
+    cleaned_keep = np.asarray(cleaned_keep, dtype=bool)
+    rng = np.random.default_rng(seed + 12345)
+    n = len(y_noisy)
+
+    def accuracy(keep, epochs):
+        return retrain_test_accuracy(X, y_noisy, X_test, y_test, keep=keep, seed=seed, num_epochs=epochs, lr=lr,
+                                     num_classes=num_classes)
+
+    out = {"noisy": accuracy(None, num_epochs)}
+    val = np.zeros(n, dtype=bool)
+    val[rng.choice(n, size=int(round(val_fraction * n)), replace=False)] = True
+    seed_everything(seed)
+    model = MLP(_in_features(X), (256,), num_classes)
+    history = fit(model, (X[~val], y_noisy[~val]), (X_test, y_test), num_epochs=num_epochs, lr=lr, optimizer="adam",
+                  batch_size=128, seed=seed, progress=False, eval_train=False, val=(X[val], y_noisy[val]))
+    out["noisy_early_stopped"] = float(history.early_stopped("test_acc"))
+    out["noisy_short"] = accuracy(None, short_epochs)
+    random_keep = np.ones(n, dtype=bool)
+    random_keep[rng.choice(n, size=int((~cleaned_keep).sum()), replace=False)] = False
+    out["random_removal"] = accuracy(random_keep, num_epochs)
+    out["cleaned"] = accuracy(cleaned_keep, num_epochs)
+    if oracle_keep is not None:
+        out["oracle"] = accuracy(oracle_keep, num_epochs)
+    return out

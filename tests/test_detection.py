@@ -170,3 +170,94 @@ def test_judging_a_pair_flags_the_twin_whose_label_the_model_finds_less_likely()
     labels = np.array([0, 1, 0, 1])
     assert d.judge_twin_pairs([(0, 1), (2, 3)], labels, pred_probs) == [1, 2]
     assert d.judge_twin_pairs([(0, 2)], labels, pred_probs) == []  # same label: not a conflict
+
+
+def test_pruning_by_noise_rate_by_hand_flags_exactly_what_cleanlab_default_flags():
+    from cleanlab.filter import find_label_issues
+
+    for seed in range(4):
+        pred_probs, labels = _random_pred_probs(n=1500, seed=seed)
+        pruned = d.prune_by_noise_rate(pred_probs, labels)
+        assert pruned.any() and (pruned == find_label_issues(labels, pred_probs)).all()
+
+
+def test_calibration_scales_rows_to_label_counts_and_the_estimate_recovers_a_known_noise_count():
+    pred_probs, labels = _random_pred_probs(seed=5)
+    joint = d.confident_joint(pred_probs, labels)
+    calibrated = d.calibrate_confident_joint(joint, labels)
+    assert np.allclose(calibrated.sum(1), np.bincount(labels, minlength=5))
+    assert d.estimate_joint(pred_probs, labels).sum() == pytest.approx(1.0)
+    # confident probabilities of the true class: the estimate counts exactly the flipped labels
+    y_true = np.repeat(np.arange(4), 50)
+    y_noisy = y_true.copy()
+    y_noisy[::10] = (y_true[::10] + 1) % 4
+    probs = np.full((200, 4), 0.02)
+    probs[np.arange(200), y_true] = 0.94
+    assert d.estimated_num_errors(probs, y_noisy) == 20
+    assert (d.prune_by_noise_rate(probs, y_noisy) == (y_noisy != y_true)).all()
+
+
+def test_the_papers_rule_takes_the_most_probable_class_among_those_that_clear_their_thresholds():
+    pred_probs = np.array([[0.5, 0.3, 0.2], [0.45, 0.35, 0.2]])
+    thresholds = np.array([0.6, 0.3, 0.2])  # example 1 clears classes 1 and 2, not its top class 0
+    assert d.confident_joint(pred_probs[:1], np.array([2]), thresholds, rule="cleanlab")[2, 0] == 1
+    assert d.confident_joint(pred_probs[:1], np.array([2]), thresholds, rule="paper")[2, 1] == 1
+    with pytest.raises(ValueError, match="rule"):
+        d.confident_joint(pred_probs, np.array([0, 1]), thresholds, rule="other")
+
+
+def test_lookalike_noise_sets_the_chosen_labels_to_the_held_out_second_choice(monkeypatch):
+    y_true = np.arange(100) % 4
+    probs = np.tile([0.1, 0.2, 0.3, 0.4], (100, 1))
+    monkeypatch.setattr(d, "cross_val_pred_probs", lambda X, y, **kw: probs.copy())
+    y_noisy, is_mislabeled = d.lookalike_noise(np.zeros((100, 2)), y_true, 0.2, num_classes=4)
+    assert is_mislabeled.sum() == 20
+    second = np.where(y_true == 3, 2, 3)  # the most probable class that is not the true one
+    assert (y_noisy[is_mislabeled] == second[is_mislabeled]).all()
+    assert (y_noisy[~is_mislabeled] == y_true[~is_mislabeled]).all()
+    with pytest.raises(ValueError, match="family"):
+        d.noisy_labels("gaussian", 0.2, None, y_true)
+    assert (d.noisy_labels("pair", 1.0, None, y_true, num_classes=4)[0] == (y_true + 1) % 4).all()
+
+
+def test_flag_scores_put_flagged_examples_first_and_keep_the_self_confidence_order():
+    pred_probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    labels = np.array([0, 0, 0, 0])
+    order = np.argsort(-d.flag_scores(np.array([False, False, True, True]), pred_probs, labels))
+    assert list(order) == [3, 2, 1, 0]
+
+
+def test_cutoffs_without_the_answer_key_flag_the_planted_flips_and_judge_every_example():
+    X, _, y_noisy, is_mislabeled = _blobs_with_flips(n=400)
+    for scores, flags, cutoffs in (
+            # with 3 classes and 20 % flips, a tenth of the plants on this data put a wrong label back to its
+            # true class (no longer errors), so a 90 % target would reach into the clean digits: aim at 80 %
+            d.plant_and_recover(X, y_noisy, num_classes=3, hidden=(32,), num_epochs=5, lr=0.05, batch_size=32,
+                                target_recall=0.8),
+            d.aum_threshold_samples(X, y_noisy, num_classes=3, hidden=(32,), num_epochs=8, lr=0.05, batch_size=32)):
+        assert len(cutoffs) == 2 and (scores != 0).all(), "every example gets a score from a run that kept its label"
+        precision, recall = is_mislabeled[flags].mean(), is_mislabeled[flags].sum() / is_mislabeled.sum()
+        assert precision >= 0.8 and recall >= 0.8, (precision, recall)
+
+
+def test_retrain_comparison_trains_each_baseline_and_removes_as_many_random_digits_as_the_cleaning(monkeypatch):
+    X, y_true, y_noisy, is_mislabeled = _blobs_with_flips(n=200)
+    kept = []
+    real = d.retrain_test_accuracy
+
+    def spy(X_, y_, X_t, y_t, keep=None, **kw):
+        kept.append(len(y_) if keep is None else int(np.sum(keep)))
+        return real(X_, y_, X_t, y_t, keep=keep, **kw)
+
+    monkeypatch.setattr(d, "retrain_test_accuracy", spy)
+    out = d.retrain_comparison(X, y_noisy, X, y_true, cleaned_keep=~is_mislabeled, oracle_keep=~is_mislabeled,
+                               num_epochs=3, short_epochs=1, num_classes=3)
+    assert list(out) == ["noisy", "noisy_early_stopped", "noisy_short", "random_removal", "cleaned", "oracle"]
+    assert kept == [200, 200, 200 - is_mislabeled.sum(), 200 - is_mislabeled.sum(), 200 - is_mislabeled.sum()]
+    assert all(0 <= v <= 1 for v in out.values())
+
+
+def test_self_confidence_by_epoch_has_one_row_an_epoch_for_every_example():
+    X, _, y_noisy, _ = _blobs_with_flips(n=120)
+    conf = d.self_confidence_by_epoch(X, y_noisy, np.arange(120) < 60, num_epochs=3, num_classes=3, hidden=(8,))
+    assert conf.shape == (3, 120) and ((conf > 0) & (conf < 1)).all()
