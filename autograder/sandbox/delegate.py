@@ -6,11 +6,12 @@
 A grader running as an ordinary account (the sandbox's unprivileged mode, see
 :mod:`autograder.sandbox`) cannot create control groups. This command creates
 ``noisylabels-grading`` at the root of the cgroup v1 hierarchy of each controller the
-sandbox caps (``memory``, ``pids``), owned by ``root:GROUP`` with mode 0775: a member of
+sandbox caps (``memory``, ``pids``), owned by ``root:GROUP`` with mode 1775: a member of
 GROUP may then create a group of its own inside it, which the kernel makes owned by that
 member (limits, ``cgroup.procs``), move its own processes into it and remove it. Nothing
-else changes: the subtree has no limit of its own, and members cannot touch the groups of
-other accounts (theirs are not group-writable) or anything outside the subtree.
+else changes: the subtree has no limit of its own, and members cannot change or remove the
+groups of other accounts (theirs are not group-writable; the sticky bit keeps removal to
+their owner) or anything outside the subtree.
 
 Under cgroup v2 the same is not enough (a process may only be moved between groups below
 one whose ``cgroup.procs`` the mover can write: the common-ancestor rule), so the command
@@ -33,7 +34,7 @@ from autograder.sandbox import cgroup
 
 __all__ = ["subtree_folders", "delegate", "check", "main"]
 
-MODE = 0o775
+MODE = 0o1775  # group-writable, sticky: a member removes only its own run groups
 
 
 def subtree_folders() -> dict:
