@@ -412,6 +412,7 @@ def test_the_homework_2_grader_as_an_ordinary_account_grades_and_contains_hostil
         rows = {r["student"]: r for r in csv.DictReader(open(course / "grades.csv"))}
         assert rows["reference"]["status"] == "ok" and rows["reference"]["score"] == "100.0", rows["reference"]
         assert rows["reference"]["sandbox"] == "isolated"
+        assert "weaker isolation on this machine: unprivileged mode" in graded.stdout, graded.stdout[-3000:]
         assert (rows["bomber"]["status"], rows["bomber"]["score"]) == ("crashed", "0.0"), rows["bomber"]
         assert rows["mallory"]["score"] == "0.0", rows["mallory"]
         log = (course / "grades.csv.log").read_text()

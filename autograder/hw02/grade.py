@@ -257,6 +257,9 @@ def grade_all(submissions, sets, out, *, time_limit=None, jobs=1, helpers=None,
         raise GraderError(f"cannot isolate the submissions: {sandbox.sandbox_problem()}. Fix that, "
                           f"or pass --unsafe-sandbox to run them with plain limits as this user "
                           f"(recorded as 'unsafe' in every row)")
+    if scheduler is None and not unsafe:
+        for weakness in sandbox.weaker_isolation():
+            log(f"weaker isolation on this machine: {weakness}")
     time_limit = current_time_limit(time_limit)
     fingerprint = grading_fingerprint(sets, helpers, time_limit=time_limit, limits=limits, unsafe=unsafe)
     students = find_students(submissions)
