@@ -137,8 +137,8 @@ def record_training_signals(X, y, X_test=None, y_test=None, *, hidden=(256,), nu
     """Train an :class:`~noisylabels.MLP` on ``(X, y)`` (all of it, noisy labels included) and
     record every example's loss and margin after each epoch (lesson 02, "signals from training").
 
-    The margins are read at the end of each epoch rather than at each mini-batch as
-    Pleiss et al. do; averaged over epochs they give the same ranking signal.
+    One margin an example an epoch, as in Pleiss et al.'s code (which records it when the
+    example's mini-batch is trained; here it is read at the end of the epoch).
     """
     seed_everything(seed)
     model = MLP(_in_features(X), tuple(hidden), num_classes)
