@@ -86,6 +86,8 @@ else:
     c.GenerateFeedback.permissions = 600
 # nbgrader collect copies a submission with the exchange's modes (folder 0777): this one closes it to others.
 c.ExchangeFactory.collect = "autograder.nbgrader_plugins.exchange_modes.ClosedCollect"
+# release_feedback would copy the pages closed (0640) into the exchange: students could not fetch them.
+c.ExchangeFactory.release_feedback = "autograder.nbgrader_plugins.exchange_modes.OpenReleaseFeedback"
 # Homework 2: autograde keeps each student's own hw02.py.
 c.Autograde.exclude_overwriting = {"hw02_evil_twins": ["hw02.py"]}
 # Restores locked cells and their hidden tests; warns only when a student edited a locked cell.

@@ -13,16 +13,23 @@ nbgrader 0.9.6 leaves two doors open on a shared server:
   came out writable by every account that could reach it. :class:`ClosedCollect` removes
   every permission of "others" from what it copied. Installed in the course's
   ``nbgrader_config.py`` (``c.ExchangeFactory.collect``), so the formgrader's Collect button uses it too.
+- ``nbgrader release_feedback`` copies each feedback page into the exchange with the mode it has
+  in ``feedback/`` (0640 or 0600 in this course, closed to students), so no student could fetch
+  their feedback ("Permission denied" in the Assignments tab). :class:`OpenReleaseFeedback` makes
+  the released pages 0644, nbgrader's intended mode: ``feedback/`` in the exchange is 0711, so a
+  page is reachable only by its name, a hash of the student's own submission.
 """
 
 import os
 
 from nbgrader.exchange.default.collect import ExchangeCollect
+from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 from nbgrader.exchange.default.submit import ExchangeSubmit
 
 from autograder.permissions import close_to_others
 
 SUBMISSION_MODE = 0o770
+FEEDBACK_PAGE_MODE = 0o644
 
 
 class ClosedSubmit(ExchangeSubmit):
@@ -39,3 +46,13 @@ class ClosedCollect(ExchangeCollect):
     def do_copy(self, src, dest, log=None):
         super().do_copy(src, dest, log)
         close_to_others(dest)
+
+
+class OpenReleaseFeedback(ExchangeReleaseFeedback):
+    """nbgrader's release_feedback, then the released pages readable (0644) by the student who knows the name."""
+
+    def copy_files(self):
+        super().copy_files()
+        for page in os.scandir(self.dest_path):
+            if page.name.endswith(".html") and page.is_file(follow_symlinks=False) and page.stat().st_uid == os.geteuid():
+                os.chmod(page.path, FEEDBACK_PAGE_MODE)
