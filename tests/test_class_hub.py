@@ -205,6 +205,7 @@ def _login(browser, hub: Hub, user: str):
     page.fill("#password_input", hub.passwords[user])
     page.click("#login_submit")
     page.wait_for_url(f"**/user/{user}/lab**", timeout=240_000)
+    page.goto(f"{hub.url}/user/{user}/lab?reset")  # not the tabs of an earlier visit
     page.wait_for_selector(".jp-DirListing-content", state="visible")
     page.wait_for_timeout(2000)  # late plugins (menus)
     return page
@@ -288,6 +289,9 @@ def _student_submits(browser, hub: Hub, user: str, grade_ids: list[str], shots: 
         page.wait_for_timeout(500)
         page.screenshot(path=str(shots / f"{user}_submitted.png"))
         return message
+    except Exception:
+        page.screenshot(path=str(shots / f"{user}_failure.png"))
+        raise
     finally:
         page.context.close()
 
@@ -329,6 +333,7 @@ def test_only_the_grading_group_opens_formgrader(hub, browser, tmp_path):
         page.wait_for_selector(f"td.name:has-text('{HW}')")
         assert response.status == 200 and "/services/formgrader/formgrader" in page.url
     finally:
+        page.screenshot(path=str(tmp_path / "instructor_formgrader.png"))
         page.context.close()
 
 
@@ -357,7 +362,7 @@ def test_instructor_collects_grades_and_releases_feedback_without_root(hub, brow
         has_parallel = hub.run_as(hub.instructor, "noisylabels autograde --help", check=False).returncode == 0
         command = f"noisylabels autograde {HW}" if has_parallel else f"nbgrader autograde {HW}"
         started = time.monotonic()
-        hub.run_as(hub.instructor, command, cwd=hub.course, timeout=1500)
+        graded = hub.run_as(hub.instructor, command, cwd=hub.course, timeout=1500)
         print(f"{command}: {time.monotonic() - started:.0f} s for 2 submissions")
         text = _formgrader_button(page, hub, "generate-feedback")
         assert text.startswith(f"Successfully generated feedback of '{HW}'"), text
@@ -369,12 +374,24 @@ def test_instructor_collects_grades_and_releases_feedback_without_root(hub, brow
         page.screenshot(path=str(tmp_path / "formgrader_submissions.png"))
         scores = {user: page.locator("tr", has=page.locator(f"td.student-id:text-is('{user}')")).locator("td.score").inner_text()
                   for user in (hub.a, hub.b)}
-        assert scores == {hub.a: "12 / 12", hub.b: "3 / 12"}, scores
+        assert scores == {hub.a: "12 / 12", hub.b: "3 / 12"}, (scores, _first_errors(hub), graded.stdout[-2000:])
     finally:
         page.context.close()
     owned_by_root = [str(p) for p in hub.course.rglob("*") if p.stat().st_uid == 0]
     assert not owned_by_root, owned_by_root[:10]
     _docs_screenshots(tmp_path, {"formgrader_submissions.png": "hub_formgrader.png"})
+
+
+def _first_errors(hub: Hub) -> dict[str, str]:
+    """The first error in each autograded notebook (what to look at when a score is wrong)."""
+    errors = {}
+    for notebook in sorted((hub.course / "autograded").glob(f"*/{HW}/{HW}.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+            if error:
+                errors[notebook.parts[-3]] = f"{error['ename']}: {error['evalue']}"
+                break
+    return errors
 
 
 def _student_fetches_feedback(browser, hub: Hub, user: str, shots: Path) -> str:
@@ -383,15 +400,20 @@ def _student_fetches_feedback(browser, hub: Hub, user: str, shots: Path) -> str:
         _assignments_tab(page)
         row = page.locator("#submitted_assignments_list .list_item", has_text=HW).first
         row.locator("button:text-is('Fetch Feedback')").click()
-        row.locator("text=view feedback").first.wait_for(timeout=120_000)
+        row.locator("text=view feedback").first.click()  # shows the feedback's folder in the file browser
+        page.locator(".jp-DirListing-itemText", has_text=f"{HW}.html").wait_for(timeout=120_000)
+        page.wait_for_timeout(500)
         page.screenshot(path=str(shots / f"{user}_feedback_fetched.png"))
-        with page.context.expect_page() as opened:
-            row.locator("text=view feedback").first.click()
-        feedback = opened.value
-        feedback.wait_for_load_state()
-        feedback.wait_for_timeout(1000)
+        pages = list((hub.home(user) / HW / "feedback").rglob(f"{HW}.html"))
+        assert len(pages) == 1, pages
+        feedback = page.context.new_page()  # the page as "Open in New Browser Tab" shows it
+        feedback.goto(f"{hub.url}/user/{user}/files/{pages[0].relative_to(hub.home(user)).as_posix()}")
+        feedback.wait_for_timeout(1500)
         feedback.screenshot(path=str(shots / f"{user}_feedback.png"))
         return feedback.inner_text("body")
+    except Exception:
+        page.screenshot(path=str(shots / f"{user}_failure.png"))
+        raise
     finally:
         page.context.close()
 
