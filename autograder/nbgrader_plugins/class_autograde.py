@@ -265,18 +265,16 @@ def grade_student(task: StudentTask) -> dict:
         returncode, log = _run(cmd, cwd=task.root, env=env, timeout=task.timeout)
         with Gradebook(db_url, task.course_id) as gb:
             record = export_submission(gb, task.assignment, task.student)
-            known = _has_student(gb, task.student)
     seconds = round(time.monotonic() - start, 1)
     tail = log[-4000:]
     if returncode is None:
         return {"status": "failed", "reason": f"stopped at the time limit ({task.timeout:g} s for the whole autograde)",
-                "seconds": seconds, "record": None, "log": tail, "student_known": known}
+                "seconds": seconds, "record": None, "log": tail}
     if returncode != 0 or record is None or not any(g["auto_score"] is not None for nb in record["notebooks"]
                                                     for g in nb["grades"]):
         return {"status": "failed", "reason": failure_reason(log, returncode), "seconds": seconds,
-                "record": None, "log": tail, "student_known": known}
-    return {"status": "graded", "reason": "", "seconds": seconds, "record": record, "log": tail,
-            "student_known": known}
+                "record": None, "log": tail}
+    return {"status": "graded", "reason": "", "seconds": seconds, "record": record, "log": tail}
 
 
 def _has_student(gb, student: str) -> bool:
@@ -291,7 +289,11 @@ def _has_student(gb, student: str) -> bool:
 
 def _run(cmd, *, cwd, env, timeout) -> tuple:
     """``(returncode, output)``; ``returncode`` ``None`` when stopped at ``timeout`` (SIGINT
-    first, so that nbgrader shuts its kernel down; then SIGKILL for the whole process group)."""
+    first, so that nbgrader shuts its kernel down; then SIGKILL for the whole process group).
+    nbgrader dies with the worker (``setpriv --pdeathsig``; its sandboxed kernel dies with it):
+    a cancelled or closed cluster leaves no grading behind."""
+    if shutil.which("setpriv"):
+        cmd = ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
@@ -483,8 +485,7 @@ def _record(future, student, db_url, course_id, max_score) -> StudentResult:
         return StudentResult(student, "failed", reason=f"{type(exc).__name__}: {exc}"[:500])
     with Gradebook(db_url, course_id) as gb:
         if outcome["status"] != "graded":
-            if outcome.get("student_known"):  # refused: listed by nbgrader export, as serial autograde does
-                gb.update_or_create_student(student)
+            gb.update_or_create_student(student)  # listed by nbgrader export, as after serial autograde
             return StudentResult(student, "failed", seconds=outcome["seconds"], reason=outcome["reason"])
         try:
             merge_submission(gb, outcome["record"])
