@@ -198,7 +198,15 @@ fresh=0
 if [[ ! -f "$COURSE/nbgrader_config.py" ]]; then fresh=1; fi
 if [[ $fresh == 1 || $UPDATE_COURSE == 1 ]]; then
     mkdir -p "$COURSE"
-    # the course files: never the grading state, the checkout's tooling or its outputs
+    # the course files: never the grading state, the checkout's tooling or its outputs, and
+    # never the Python packages: nbgrader puts the course folder first on sys.path, so a copy
+    # of noisylabels/ or autograder/ there would shadow the environment's (and go stale)
+    for package in noisylabels autograder; do
+        if [[ -e "$COURSE/$package" ]]; then
+            rm -rf "${COURSE:?}/$package"
+            note "removed $COURSE/$package (a copy left by an earlier install; the environment's is used)"
+        fi
+    done
     entries=()
     while IFS= read -r -d '' entry; do entries+=("$(basename "$entry")"); done < <(
         find "$REPO" -mindepth 1 -maxdepth 1 \( -name .git -o -name .venv -o -name venv -o -name build -o -name dist \
@@ -206,7 +214,10 @@ if [[ $fresh == 1 || $UPDATE_COURSE == 1 ]]; then
             -o -name exchange -o -name submitted -o -name autograded -o -name feedback -o -name 'gradebook.db*' \
             -o -name instructor -o -name '*grades*.csv' -o -name '*.csv.log' -o -name '*.csv.bad' \
             -o -name '*_similarity.*' -o -name 'nbgrader_*.log' -o -name .nbgrader.log \
-            -o -name refused_submissions.log -o -name .ci \) -prune -o -mindepth 1 -maxdepth 1 -print0)
+            -o -name refused_submissions.log -o -name .ci \
+            -o -name noisylabels -o -name autograder -o -name tests -o -name benchmarks -o -name deploy \
+            -o -name docs -o -name pyproject.toml -o -name environment.yml -o -name CONTRIBUTING.md \
+            -o -name .gitignore -o -name .github \) -prune -o -mindepth 1 -maxdepth 1 -print0)
     tar -C "$REPO" --exclude=__pycache__ --exclude=.ipynb_checkpoints --exclude='*.pyc' \
         --exclude=benchmarks/results -cf - "${entries[@]}" | tar -C "$COURSE" --no-same-owner -xf -
     for entry in "${entries[@]}"; do
