@@ -19,6 +19,7 @@ course's ``jupyter/share`` MathJax macro (served locally, STIX-Web fonts) applie
 
 from __future__ import annotations
 
+import html
 import re
 
 import bleach
@@ -57,17 +58,13 @@ code.tex-unconverted { white-space: pre-wrap; }
 """
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def tex_to_mathml(tex: str, display: bool = False) -> str:
     """``tex`` as sanitized MathML, or as escaped code when it cannot be converted."""
     try:
         mathml = convert(tex, display="block" if display else "inline")
     except Exception:  # latex2mathml raises plain exceptions on TeX it does not know
         delimiter = "$$" if display else "$"
-        return f'<code class="tex-unconverted">{_escape(delimiter + tex + delimiter)}</code>'
+        return f'<code class="tex-unconverted">{html.escape(delimiter + tex + delimiter, quote=False)}</code>'
     return bleach.clean(mathml, tags=MATHML_TAGS, attributes=lambda tag, name, value: name in MATHML_ATTRIBUTES,
                         strip=True, strip_comments=True)
 
