@@ -88,7 +88,7 @@ from .noise import (
     expected_transition_matrix,
     noise_transition_matrix,
 )
-from .results import Results, report_result
+from .results import Results, format_spread, mean_and_spread, report_result
 from .reweight import (
     IMBALANCE_METHODS,
     NOISE_METHODS,
