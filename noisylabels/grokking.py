@@ -32,6 +32,8 @@ __all__ = [
     "attention_entropy",
     "parameter_norm",
     "train_grokking",
+    "train_grokking_runs",
+    "GrokkingRun",
     "GrokkingLog",
 ]
 
@@ -249,18 +251,243 @@ class GrokkingLog(Results):
         return self.first_reached("val_acc", threshold, at="step")
 
 
+@dataclass
+class GrokkingRun:
+    """One run of :func:`train_grokking_runs`: its data, weight decay and seed, and when it ends.
+
+    ``num_steps`` (``None``: the group's) is the run's step budget; ``stop_at_val_acc``
+    ends it early once validation accuracy reaches it. ``name`` labels it in the progress
+    bar. Lesson 03 teaches it.
+    """
+
+    data: GrokkingData
+    weight_decay: float = 1.0
+    seed: int = 0
+    num_steps: int | None = None
+    stop_at_val_acc: float | None = None
+    model: GrokkingTransformer | None = None
+    name: str | None = None
+
+
+def _stack(models):
+    """The parameters of ``models`` (same shapes) stacked along a new first axis, by name."""
+    states = [dict(m.named_parameters()) for m in models]
+    return {k: torch.stack([s[k].detach() for s in states]).clone() for k in states[0]}
+
+
+def _linear(x, weight, bias):
+    """``x @ weight.T + bias`` for each run: ``x`` is ``(G, ..., in)``, ``weight`` ``(G, out, in)``."""
+    shape = x.shape
+    out = torch.baddbmm(bias.unsqueeze(1), x.reshape(shape[0], -1, shape[-1]), weight.transpose(1, 2))
+    return out.reshape(*shape[:-1], weight.shape[1])
+
+
+def _layer_norm(x, weight, bias):
+    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    return F.layer_norm(x, x.shape[-1:]) * weight.view(view) + bias.view(view)
+
+
+def _grouped_forward(params, tokens, heads, layers, dropout=0.0, training=False, entropy=False):
+    """Logits ``(G, n, num_classes)`` of G stacked :class:`GrokkingTransformer` s on ``tokens`` ``(G, n, t)``.
+
+    The same computation as :meth:`GrokkingTransformer.forward`, one run per leading index.
+    The last block computes only the position that predicts (its attention weights for
+    every position too when ``entropy``). With ``entropy`` also returns each run's
+    :func:`attention_entropy` ``(G,)``.
+    """
+    G, n, t = tokens.shape
+    x = params["embed.weight"][torch.arange(G, device=tokens.device)[:, None, None], tokens]
+    x = x + params["pos"][:, None, :t]
+    width = x.shape[-1]
+    d = width // heads
+    entropies = []
+    for i in range(layers):
+        p = {k[len(f"blocks.{i}."):]: v for k, v in params.items() if k.startswith(f"blocks.{i}.")}
+        last = i == layers - 1
+        h = _layer_norm(x, p["ln1.weight"], p["ln1.bias"])
+        kv_w, kv_b = p["qkv.weight"][:, width:], p["qkv.bias"][:, width:]
+        k, v = _linear(h, kv_w, kv_b).split(width, dim=-1)
+        full_queries = not last or entropy
+        q = _linear(h if full_queries else h[:, :, -1:], p["qkv.weight"][:, :width], p["qkv.bias"][:, :width])
+        tq = q.shape[2]
+        q, k, v = (z.reshape(G, n, z.shape[2], heads, d).transpose(2, 3) for z in (q, k, v))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (G, n, heads, tq, t)
+        if tq > 1:
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+            scores = scores.masked_fill(mask, float("-inf"))
+        attn = scores.softmax(-1)
+        if entropy:
+            entropies.append(-(attn * attn.clamp_min(1e-12).log()).sum(-1).mean((1, 2, 3)))
+        if last:  # only the predicting position goes on
+            attn, x = attn[:, :, :, -1:], x[:, :, -1:]
+        y = (attn @ v).transpose(2, 3).reshape(G, n, x.shape[2], width)
+        x = x + F.dropout(_linear(y, p["proj.weight"], p["proj.bias"]), dropout, training)
+        hidden = F.gelu(_linear(_layer_norm(x, p["ln2.weight"], p["ln2.bias"]), p["mlp.0.weight"], p["mlp.0.bias"]))
+        x = x + F.dropout(_linear(hidden, p["mlp.2.weight"], p["mlp.2.bias"]), dropout, training)
+    x = _layer_norm(x[:, :, -1], params["ln.weight"], params["ln.bias"])
+    logits = _linear(x, params["head.weight"], params["head.bias"])
+    return (logits, torch.stack(entropies).mean(0)) if entropy else logits
+
+
 @torch.no_grad()
-def _eval(model, X, y, batch_size=4096):
-    model.eval()
+def _grouped_eval(params, X, y, heads, layers, chunk):
+    """Per-example losses and correctness ``(G, n)`` and the attention entropy ``(G,)`` on ``X`` ``(G, n, t)``."""
     logits, ent = [], []
-    for i in range(0, len(X), batch_size):
-        logits.append(model(X[i:i + batch_size]))
-        ent.append(attention_entropy(model) * len(X[i:i + batch_size]))
-    logits = torch.cat(logits)
-    losses = F.cross_entropy(logits, y, reduction="none")
-    correct = logits.argmax(1) == y
-    model.train()
-    return losses, correct, sum(ent) / len(X)
+    for i in range(0, X.shape[1], chunk):
+        out, e = _grouped_forward(params, X[:, i:i + chunk], heads, layers, entropy=True)
+        logits.append(out)
+        ent.append(e * X[:, i:i + chunk].shape[1])
+    logits = torch.cat(logits, 1)
+    losses = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+    return losses, logits.argmax(2) == y, sum(ent) / X.shape[1]
+
+
+def train_grokking_runs(
+    runs,
+    *,
+    num_steps: int = 3000,
+    lr: float = 1e-3,
+    betas=(0.9, 0.98),
+    eps: float = 1e-8,
+    batch_size: int = 512,
+    warmup_steps: int = 10,
+    eval_every: int = 100,
+    width: int = 128,
+    heads: int = 4,
+    layers: int = 2,
+    dropout: float = 0.0,
+    device=None,
+    progress: bool = True,
+    record_example_losses: bool = False,
+    desc: str | None = None,
+):
+    """Train several grokking runs side by side as one stacked model; return ``[(model, log), ...]``.
+
+    Each :class:`GrokkingRun` keeps its own data, seed (initial weights, batch order),
+    weight decay and budget: the runs share only the architecture and the optimizer
+    settings, so one run's numbers are those :func:`train_grokking` gives it alone (up to
+    float rounding). Stacking their weights turns many small matrix products into a few
+    larger ones; a run that ends (budget or ``stop_at_val_acc``) leaves the stack. AdamW
+    (decoupled weight decay, as ``torch.optim.AdamW``) with a linear warm-up over
+    ``warmup_steps``. ``seconds`` in the logs counts from the start of the group.
+    Lesson 03 teaches it.
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("train_grokking_runs needs at least one GrokkingRun")
+    sizes = {(len(r.data.X_train), len(r.data.X_val), r.data.vocab_size, r.data.num_classes) for r in runs}
+    if len(sizes) > 1:
+        raise ValueError(f"runs trained together need data of the same sizes, got {sorted(sizes)}")
+    dev = get_device(device)
+    budgets = [r.num_steps or num_steps for r in runs]
+    models = []
+    for r in runs:
+        seed_everything(r.seed)
+        models.append(r.model if r.model is not None else
+                      GrokkingTransformer(r.data.vocab_size, r.data.num_classes, width, heads, layers, dropout=dropout))
+    layers, heads = len(models[0].blocks), models[0].blocks[0].heads
+    params = {k: v.to(dev).requires_grad_() for k, v in _stack(models).items()}
+    exp_avg = {k: torch.zeros_like(v) for k, v in params.items()}
+    exp_avg_sq = {k: torch.zeros_like(v) for k, v in params.items()}
+    X = torch.stack([r.data.X_train for r in runs]).to(dev)
+    y = torch.stack([r.data.y_noisy for r in runs]).to(dev)
+    X_val = torch.stack([r.data.X_val for r in runs]).to(dev)
+    y_val = torch.stack([r.data.y_val for r in runs]).to(dev)
+    mislabeled = torch.as_tensor(np.stack([r.data.is_mislabeled for r in runs]), device=dev)
+    decay = torch.tensor([float(r.weight_decay) for r in runs], device=dev)
+    keys = ["step", "train_acc", "train_loss", "val_acc", "val_loss", "param_norm",
+            "train_attn_entropy", "val_attn_entropy", "seconds"]
+    logs = []
+    for r in runs:
+        extra = ["train_acc_clean", "train_acc_mislabeled"] if r.data.is_mislabeled.any() else []
+        logs.append(GrokkingLog({k: [] for k in keys + extra}))
+    example_losses = [[] for _ in runs]
+    generators = [torch.Generator().manual_seed(r.seed) for r in runs]
+    orders = [torch.randperm(X.shape[1], generator=g) for g in generators]
+    positions = [0] * len(runs)
+    active = list(range(len(runs)))  # run index of each row of the stack
+    n_train = X.shape[1]
+    chunk = max(256, 8192 // len(runs))
+
+    bar = progress_bar(max(budgets), desc or "grokking", progress, unit="step", mininterval=1.0)
+    stopped = []
+    start = time.perf_counter()
+    for step in range(1, max(budgets) + 1):
+        rows = []
+        for j in active:
+            if positions[j] + batch_size > n_train:
+                orders[j], positions[j] = torch.randperm(n_train, generator=generators[j]), 0
+            rows.append(orders[j][positions[j]:positions[j] + batch_size])
+            positions[j] += batch_size
+        idx = torch.stack(rows).to(dev)
+        g_idx = torch.arange(len(active), device=dev)[:, None]
+        logits = _grouped_forward(params, X[g_idx, idx], heads, layers, dropout, training=True)
+        losses = F.cross_entropy(logits.transpose(1, 2), y[g_idx, idx], reduction="none")
+        grads = torch.autograd.grad(losses.mean(1).sum(), list(params.values()))
+        step_lr = lr * min(1.0, step / max(1, warmup_steps))
+        c1, c2 = 1 - betas[0] ** step, 1 - betas[1] ** step
+        with torch.no_grad():
+            for (k, p), grad in zip(params.items(), grads):
+                view = (-1,) + (1,) * (p.dim() - 1)
+                p.mul_(1 - step_lr * decay.view(view))
+                exp_avg[k].lerp_(grad, 1 - betas[0])
+                exp_avg_sq[k].mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+                p.addcdiv_(exp_avg[k], (exp_avg_sq[k] / c2).sqrt_().add_(eps), value=-step_lr / c1)
+        bar.update(1)
+        due = [step % eval_every == 0 or step == budgets[j] for j in active]
+        if not any(due):
+            continue
+        tr_losses, tr_correct, tr_ent = _grouped_eval(params, X, y, heads, layers, chunk)
+        va_losses, va_correct, va_ent = _grouped_eval(params, X_val, y_val, heads, layers, chunk)
+        norms = torch.sqrt(sum((p.detach() ** 2).flatten(1).sum(1) for p in params.values()))
+        done = []
+        for row, j in enumerate(active):
+            if not due[row]:
+                continue
+            log = logs[j]
+            log["step"].append(step)
+            log["train_acc"].append(tr_correct[row].float().mean().item())
+            log["train_loss"].append(tr_losses[row].mean().item())
+            log["val_acc"].append(va_correct[row].float().mean().item())
+            log["val_loss"].append(va_losses[row].mean().item())
+            log["param_norm"].append(norms[row].item())
+            log["train_attn_entropy"].append(tr_ent[row].item())
+            log["val_attn_entropy"].append(va_ent[row].item())
+            log["seconds"].append(time.perf_counter() - start)
+            if "train_acc_clean" in log:
+                log["train_acc_clean"].append(tr_correct[row][~mislabeled[row]].float().mean().item())
+                log["train_acc_mislabeled"].append(tr_correct[row][mislabeled[row]].float().mean().item())
+            if record_example_losses:
+                example_losses[j].append(tr_losses[row].cpu().numpy())
+            if not np.isfinite(log["train_loss"][-1]):
+                bar.close()
+                raise FloatingPointError(f"training diverged at step {step} ({runs[j].name or f'run {j}'}); lower lr")
+            target = runs[j].stop_at_val_acc
+            if step == budgets[j] or (target is not None and log["val_acc"][-1] >= target):
+                done.append(row)
+                if step < budgets[j]:
+                    who = f" ({runs[j].name or f'run {j}'}, step {step})" if len(runs) > 1 else ""
+                    stopped.append(f"val acc {target:g} reached{who}")
+        bar.set_postfix(val=" ".join(f"{logs[j]['val_acc'][-1]:.2f}" for j in active if logs[j]["step"]),
+                        refresh=False)
+        if done:
+            for row in done:
+                state = {k: v[row].detach().clone().cpu() for k, v in params.items()}
+                models[active[row]].load_state_dict(state, strict=False)
+            keep = torch.tensor([row for row in range(len(active)) if row not in done], dtype=torch.long, device=dev)
+            active = [j for row, j in enumerate(active) if row not in done]
+            if not active:
+                break
+            params = {k: v.detach()[keep].requires_grad_() for k, v in params.items()}
+            exp_avg = {k: v[keep] for k, v in exp_avg.items()}
+            exp_avg_sq = {k: v[keep] for k, v in exp_avg_sq.items()}
+            X, y, X_val, y_val = X[keep], y[keep], X_val[keep], y_val[keep]
+            mislabeled, decay = mislabeled[keep], decay[keep]
+    finish_progress(bar, ("stopped: " + "; ".join(stopped)) if stopped else None)
+    for j, log in enumerate(logs):
+        if record_example_losses:
+            log["example_losses"] = np.stack(example_losses[j])
+    return [(models[j].to(dev), logs[j]) for j in range(len(runs))]
 
 
 def train_grokking(
@@ -293,68 +520,13 @@ def train_grokking(
     and the parameter norm and the attention entropy are logged in a
     :class:`GrokkingLog`. ``stop_at_val_acc`` ends training early once validation
     accuracy reaches it. With ``record_example_losses`` the log also holds
-    ``example_losses`` (array ``(evaluations, n_train)``). Lesson 03 teaches it.
+    ``example_losses`` (array ``(evaluations, n_train)``). One run of
+    :func:`train_grokking_runs`. Lesson 03 teaches it.
     """
-    seed_everything(seed)
-    dev = get_device(device)
-    if model is None:
-        model = GrokkingTransformer(data.vocab_size, data.num_classes, width, heads, layers, dropout=dropout)
-    model.to(dev)
-    X, y = data.X_train.to(dev), data.y_noisy.to(dev)
-    X_val, y_val = data.X_val.to(dev), data.y_val.to(dev)
-    mislabeled = torch.as_tensor(data.is_mislabeled, device=dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup_steps)))
-    keys = ["step", "train_acc", "train_loss", "val_acc", "val_loss", "param_norm",
-            "train_attn_entropy", "val_attn_entropy", "seconds"]
-    if mislabeled.any():
-        keys += ["train_acc_clean", "train_acc_mislabeled"]
-    log = GrokkingLog({k: [] for k in keys})
-    example_losses = []
-    generator = torch.Generator().manual_seed(seed)
-    order, pos = torch.randperm(len(X), generator=generator), 0
-
-    bar = progress_bar(num_steps, desc or "grokking", progress, unit="step", mininterval=1.0)
-    stopped = None
-    start = time.perf_counter()
-    model.train()
-    for step in range(1, num_steps + 1):
-        if pos + batch_size > len(X):
-            order, pos = torch.randperm(len(X), generator=generator), 0
-        idx = order[pos:pos + batch_size].to(dev)
-        pos += batch_size
-        loss = F.cross_entropy(model(X[idx], keep_attention=False), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.update(1)
-        if step % eval_every == 0 or step == num_steps:
-            tr_losses, tr_correct, tr_ent = _eval(model, X, y)
-            va_losses, va_correct, va_ent = _eval(model, X_val, y_val)
-            log["step"].append(step)
-            log["train_acc"].append(tr_correct.float().mean().item())
-            log["train_loss"].append(tr_losses.mean().item())
-            log["val_acc"].append(va_correct.float().mean().item())
-            log["val_loss"].append(va_losses.mean().item())
-            log["param_norm"].append(parameter_norm(model))
-            log["train_attn_entropy"].append(tr_ent)
-            log["val_attn_entropy"].append(va_ent)
-            log["seconds"].append(time.perf_counter() - start)
-            if "train_acc_clean" in log:
-                log["train_acc_clean"].append(tr_correct[~mislabeled].float().mean().item())
-                log["train_acc_mislabeled"].append(tr_correct[mislabeled].float().mean().item())
-            if record_example_losses:
-                example_losses.append(tr_losses.cpu().numpy())
-            bar.set_postfix(train=f"{log['train_acc'][-1]:.2f}", val=f"{log['val_acc'][-1]:.2f}", refresh=False)
-            if not np.isfinite(log["train_loss"][-1]):
-                bar.close()
-                raise FloatingPointError(f"training diverged at step {step}; lower lr")
-            if stop_at_val_acc is not None and log["val_acc"][-1] >= stop_at_val_acc:
-                if step < num_steps:
-                    stopped = f"stopped: val acc {stop_at_val_acc:g} reached"
-                break
-    finish_progress(bar, stopped)
-    if record_example_losses:
-        log["example_losses"] = np.stack(example_losses)
+    run = GrokkingRun(data, weight_decay=weight_decay, seed=seed, num_steps=num_steps,
+                      stop_at_val_acc=stop_at_val_acc, model=model, name=desc)
+    [(model, log)] = train_grokking_runs(
+        [run], num_steps=num_steps, lr=lr, betas=betas, batch_size=batch_size, warmup_steps=warmup_steps,
+        eval_every=eval_every, width=width, heads=heads, layers=layers, dropout=dropout, device=device,
+        progress=progress, record_example_losses=record_example_losses, desc=desc)
     return model, log

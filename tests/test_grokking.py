@@ -9,13 +9,16 @@ import torch
 
 from noisylabels import MislabeledDataset
 from noisylabels.grokking import (
+    GrokkingRun,
     GrokkingTransformer,
     ModularArithmetic,
     attention_entropy,
     make_grokking_data,
     parameter_norm,
     train_grokking,
+    train_grokking_runs,
 )
+from noisylabels.training import seed_everything
 
 
 def test_modular_arithmetic_lists_every_equation_with_its_answer():
@@ -157,3 +160,77 @@ def test_training_stops_early_at_the_requested_validation_accuracy():
     _, log = train_grokking(data, num_steps=100, eval_every=10, batch_size=32, width=32, progress=False,
                             stop_at_val_acc=0.0)
     assert log.step == [10] and log.steps_to_val(0.0) == 10
+
+
+def _reference_run(data, num_steps, lr, weight_decay, seed, width=32, heads=4, layers=2, batch_size=32):
+    """The plain loop: one GrokkingTransformer, torch.optim.AdamW, the same warm-up and batch order."""
+    seed_everything(seed)
+    model = GrokkingTransformer(data.vocab_size, data.num_classes, width, heads, layers)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10))
+    generator = torch.Generator().manual_seed(seed)
+    order, pos = torch.randperm(len(data.X_train), generator=generator), 0
+    for _ in range(num_steps):
+        if pos + batch_size > len(data.X_train):
+            order, pos = torch.randperm(len(data.X_train), generator=generator), 0
+        idx = order[pos:pos + batch_size]
+        pos += batch_size
+        loss = torch.nn.functional.cross_entropy(model(data.X_train[idx]), data.y_noisy[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        model(data.X_val)
+    return model
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_training_equals_a_plain_adamw_loop_on_one_transformer(layers):
+    data = make_grokking_data(11, 0.5, 0.2, seed=0)
+    reference = _reference_run(data, 25, 3e-3, 1.0, seed=4, layers=layers)
+    model, log = train_grokking(data, num_steps=25, eval_every=25, lr=3e-3, weight_decay=1.0, seed=4, width=32,
+                                layers=layers, batch_size=32, progress=False)
+    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+        if name.endswith("qkv.bias"):
+            # the key bias shifts every score of a query alike, so its gradient is zero up to rounding,
+            # which Adam scales up to steps of size lr: compare queries and values, bound the keys
+            width = a.shape[0] // 3
+            assert (a[width:2 * width] - b[width:2 * width]).abs().max() <= 25 * 3e-3
+            a, b = torch.cat([a[:width], a[2 * width:]]), torch.cat([b[:width], b[2 * width:]])
+        assert torch.allclose(a, b, atol=2e-5), name
+    assert log.param_norm[-1] == pytest.approx(parameter_norm(reference), rel=1e-5)
+    with torch.no_grad():
+        expected_val = float((reference(data.X_val).argmax(1) == data.y_val).float().mean())
+    assert log.val_acc[-1] == pytest.approx(expected_val)
+    assert log.val_attn_entropy[-1] == pytest.approx(attention_entropy(reference), abs=1e-5)
+
+
+def test_runs_trained_together_equal_the_same_runs_trained_alone():
+    settings = dict(eval_every=10, lr=3e-3, width=32, layers=1, batch_size=32, progress=False)
+    runs = [GrokkingRun(make_grokking_data(11, 0.5, 0.0, seed=1), weight_decay=0.0, seed=1, num_steps=20),
+            GrokkingRun(make_grokking_data(11, 0.5, 0.2, seed=2), weight_decay=5.0, seed=2, num_steps=40)]
+    together = train_grokking_runs(runs, **settings)
+    for run, (model, log) in zip(runs, together):
+        alone_model, alone = train_grokking(run.data, num_steps=run.num_steps, weight_decay=run.weight_decay,
+                                            seed=run.seed, **settings)
+        assert log.step == alone.step == list(range(10, run.num_steps + 1, 10))
+        for key in ("train_acc", "val_acc", "param_norm", "val_attn_entropy"):
+            assert np.allclose(log[key], alone[key], atol=1e-4), key
+        for (name, a), b in zip(model.named_parameters(), alone_model.parameters()):
+            assert torch.allclose(a, b, atol=1e-5), name
+    assert "train_acc_mislabeled" in together[1][1] and "train_acc_mislabeled" not in together[0][1]
+
+
+def test_a_run_that_reaches_its_target_leaves_the_group_and_the_others_go_on():
+    runs = [GrokkingRun(make_grokking_data(11, 0.5, 0.0, seed=0), stop_at_val_acc=0.0),
+            GrokkingRun(make_grokking_data(11, 0.5, 0.0, seed=1))]
+    (_, stopped), (_, full) = train_grokking_runs(runs, num_steps=30, eval_every=10, width=16, heads=2, layers=1,
+                                                  batch_size=32, progress=False)
+    assert stopped.step == [10] and full.step == [10, 20, 30]
+
+
+def test_runs_with_data_of_different_sizes_are_refused():
+    runs = [GrokkingRun(make_grokking_data(11, 0.5)), GrokkingRun(make_grokking_data(13, 0.5))]
+    with pytest.raises(ValueError, match="same sizes"):
+        train_grokking_runs(runs, num_steps=1, width=16, progress=False)
