@@ -65,12 +65,14 @@ from .losses import (
     trimmed_mean,
 )
 from .grokking import (
+    GrokkingRun,
     GrokkingTransformer,
     ModularArithmetic,
     attention_entropy,
     make_grokking_data,
     parameter_norm,
     train_grokking,
+    train_grokking_runs,
 )
 from .models import MLP, LeNet, SmallInception, count_parameters
 from .memorization import (
