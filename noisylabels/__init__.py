@@ -16,6 +16,7 @@ The modules, and the lesson that teaches each:
 - :mod:`noisylabels.evil_twins`: homework 2's data generator (the grading rules live in ``autograder/``)
 - :mod:`noisylabels.detection`: finding mislabeled examples: training signals, out-of-sample votes,
   confident learning, evil twins (lesson 02)
+- :mod:`noisylabels.review`: a person's blind review of the suspects, precision with a Wilson interval (lesson 02)
 """
 
 from .data import (
@@ -91,6 +92,7 @@ from .noise import (
     noise_transition_matrix,
 )
 from .results import Results, format_spread, mean_and_spread, report_result
+from .review import image_key, load_label_review, review_buttons, review_precision, wilson_interval
 from .reweight import (
     IMBALANCE_METHODS,
     NOISE_METHODS,
