@@ -103,3 +103,26 @@ def test_a_lookup_of_the_public_digits_scores_below_full_marks_and_the_reference
     assert reference.status == "ok", reference.reason + reference.stderr_tail
     assert looked_up.errors > rules.FREE_ERRORS and looked_up.score < 100.0
     assert reference.errors <= rules.FREE_ERRORS and reference.score == 100.0
+
+
+def test_final_data_is_the_instructors_only_outside_a_shared_course_folder(tmp_path):
+    from autograder.hw02.data import private_modes
+
+    tmp_path.chmod(0o755)
+    assert private_modes(tmp_path / "instructor" / rules.HW02) == (0o700, 0o600)
+    tmp_path.chmod(0o2775)  # setgid but open to others: still private
+    assert private_modes(tmp_path / "instructor" / rules.HW02) == (0o700, 0o600)
+
+
+def test_co_graders_read_the_final_data_in_a_grading_groups_closed_course_folder(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    course.chmod(0o2770)  # as deploy/install.sh makes it: the grading group's, closed to others
+    out = course / "instructor" / rules.HW02
+    make_final_sets(out, n_sets=1, size=60, n_twins=6, seed=5, log=lambda *a: None)
+    for folder in (course / "instructor", out, out / "set1", out / DEBUGGING_FOLDER):
+        assert folder.stat().st_mode & 0o7777 == 0o2750, folder
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) == 7  # 3 a set, 3 of Part 1's file, the manifest
+    assert all(p.stat().st_mode & 0o777 == 0o640 for p in files)
+    assert len(load_final_sets(out)) == 1

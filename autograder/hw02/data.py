@@ -8,7 +8,10 @@ writes ``OUT/set1 ... setN``, each with ``digits_ubyte.gz``, ``labels_ubyte.gz``
 ``key.txt``; ``OUT/debugging/`` with Part 1's secret file (``bad_digits_ubyte.gz``,
 ``bad_labels_ubyte.gz``, ``key.txt``: made like the released debugging file, named like
 it); and ``OUT/manifest.json`` (settings and seeds). The folder is mode 0700, every file
-0600; ``instructor/`` is gitignored and never released.
+0600; ``instructor/`` is gitignored and never released. Inside a course folder closed to others
+and shared by a grading group (mode 2770, as ``deploy/install.sh`` makes it) the folders are
+2750 and the files 0640 instead, so that co-graders can grade homework 2 (students cannot enter
+the course folder at all): :func:`private_modes`.
 
 - **Seed**: 64 bits from the operating system (:func:`secrets.randbits`) unless ``--seed``
   is given; it is written only to the manifest, beside the keys.
@@ -180,11 +183,23 @@ def synthesize_digits(images: np.ndarray, labels: np.ndarray, n: int,
     return perturb_pool(np.clip(np.rint(out), 0, 255).astype(np.uint8), rng), out_labels.astype(np.int64)
 
 
-def _write_private(path: Path, write):
+def private_modes(out) -> tuple:
+    """``(folder mode, file mode)`` for the final data written to ``out``: 0700 / 0600, or 2750 /
+    0640 where the nearest existing folder above ``out`` is a grading group's course folder closed
+    to others (setgid, no access for others: the rule ``nbgrader_config.py`` applies to grading
+    outputs), so that the group's co-graders read the keys and nobody else does."""
+    here = Path(out).resolve()
+    while not here.exists():
+        here = here.parent
+    shared = here.stat().st_mode & 0o2007 == 0o2000
+    return (0o2750, 0o640) if shared else (0o700, 0o600)
+
+
+def _write_private(path: Path, write, file_mode: int = 0o600):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
     write(path)
-    os.chmod(path, 0o600)
+    os.chmod(path, file_mode)
 
 
 #: The default final set: 300 digits, 30 evil twins (at least 23, so that an empty answer
@@ -251,12 +266,12 @@ def _read_pool(pool_images, pool_labels):
     return images, labels
 
 
-def _write_set(folder: Path, twin_set, data_name=DATA_NAME, labels_name=LABELS_NAME):
+def _write_set(folder: Path, twin_set, data_name=DATA_NAME, labels_name=LABELS_NAME, modes=(0o700, 0o600)):
     folder.mkdir(exist_ok=True)
-    os.chmod(folder, 0o700)
-    _write_private(folder / data_name, lambda p: write_idx_images(p, twin_set.images, compress=True))
-    _write_private(folder / labels_name, lambda p: write_idx_labels(p, twin_set.labels, compress=True))
-    _write_private(folder / KEY_NAME, lambda p: p.write_text(", ".join(map(str, twin_set.evil)) + "\n"))
+    os.chmod(folder, modes[0])
+    _write_private(folder / data_name, lambda p: write_idx_images(p, twin_set.images, compress=True), modes[1])
+    _write_private(folder / labels_name, lambda p: write_idx_labels(p, twin_set.labels, compress=True), modes[1])
+    _write_private(folder / KEY_NAME, lambda p: p.write_text(", ".join(map(str, twin_set.evil)) + "\n"), modes[1])
 
 
 def make_final_sets(out_dir, *, n_sets: int = 1, size: int = FINAL_SIZE, n_twins: int = FINAL_TWINS,
@@ -284,25 +299,30 @@ def make_final_sets(out_dir, *, n_sets: int = 1, size: int = FINAL_SIZE, n_twins
         images, labels = _public_pool()
         pool_name = f"public offline MNIST ({len(images)} digits)"
     out = Path(out_dir)
+    modes = private_modes(out)
+    created = [f for f in (out, *out.parents) if not f.exists()]
     out.mkdir(parents=True, exist_ok=True)
-    os.chmod(out, 0o700)
+    for folder in created:  # e.g. instructor/ itself: as closed, or as open to the group, as the sets
+        os.chmod(folder, modes[0])
     folders, manifest = [], {"seed": str(seed), "pool": pool_name + ", new digits synthesized from it",
                              "sets": []}
     for i in range(n_sets):
         s = make_final_set(images, labels, rng, size=size, n_twins=n_twins, absent=absent, kind=kind)
         folder = out / f"set{i + 1}"
-        _write_set(folder, s)
+        _write_set(folder, s, modes=modes)
         manifest["sets"].append({"folder": folder.name, "size": size, "twins": len(s.evil), "kind": kind,
                                  "absent": sum(g < 0 for g in s.good_twin.values())})
         folders.append(folder)
     debug = {k: v for k, v in DEBUG_SETTINGS.items() if k != "seed"}
     s = make_evil_twin_set(**debug, seed=int(rng.integers(0, 2 ** 63)),
                            digits=synthesize_digits(images, labels, debug["size"], rng))
-    _write_set(out / DEBUGGING_FOLDER, s, DEBUG_DATA_NAME, DEBUG_LABELS_NAME)
+    _write_set(out / DEBUGGING_FOLDER, s, DEBUG_DATA_NAME, DEBUG_LABELS_NAME, modes=modes)
     manifest["debugging"] = {"folder": DEBUGGING_FOLDER, **debug, "twins": len(s.evil)}
-    _write_private(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
+    _write_private(out / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"), modes[1])
+    shared = " (the grading group reads them; students cannot enter the course folder)" if modes[0] & 0o050 else ""
     log(f"wrote {n_sets} final set(s) of {size} digits ({n_twins} evil twins) and Part 1's secret "
-        f"debugging file to {out} (mode 0700; keys 0600), new digits made from the {pool_name}")
+        f"debugging file to {out} (mode {modes[0] & 0o777:04o}; keys {modes[1]:04o}{shared}), new digits made "
+        f"from the {pool_name}")
     return folders
 
 
