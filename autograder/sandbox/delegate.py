@@ -52,15 +52,22 @@ def _describe(folder: Path) -> str:
     return f"{folder} (owner uid {info.st_uid}, group {group}, mode {stat.S_IMODE(info.st_mode):04o})"
 
 
+def _group_id(group: str, out) -> int | None:
+    """The gid of ``group``, or None after printing the error (with the command that makes it)."""
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        out(f"error: no unix group {group!r} (make it first: groupadd {group})")
+        return None
+
+
 def delegate(group: str, out=print) -> int:
     """Create or fix the subtrees for ``group``; print each step. Returns the exit status."""
     if os.geteuid() != 0:
         out("error: delegating a cgroup subtree needs root (run it once with sudo)")
         return 2
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        out(f"error: no unix group {group!r} (make it first: groupadd {group})")
+    gid = _group_id(group, out)
+    if gid is None:
         return 2
     folders = subtree_folders()
     status = 0
@@ -92,13 +99,9 @@ def delegate(group: str, out=print) -> int:
 
 def check(group: str | None = None, out=print) -> int:
     """Print the state of each subtree; 0 when all are delegated (to ``group`` if given)."""
-    gid = None
-    if group is not None:
-        try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
-            out(f"error: no unix group {group!r}")
-            return 2
+    gid = None if group is None else _group_id(group, out)
+    if group is not None and gid is None:
+        return 2
     folders = subtree_folders()
     status = 0
     for name in cgroup.CONTROLLERS:
