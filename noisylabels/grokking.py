@@ -310,17 +310,18 @@ def _grouped_forward(params, tokens, heads, layers, dropout=0.0, training=False,
         full_queries = not last or entropy
         q = _linear(h if full_queries else h[:, :, -1:], p["qkv.weight"][:, :width], p["qkv.bias"][:, :width])
         tq = q.shape[2]
-        q, k, v = (z.reshape(G, n, z.shape[2], heads, d).transpose(2, 3) for z in (q, k, v))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d)  # (G, n, heads, tq, t)
+        # four tokens: products and sums over the head's features beat many tiny batched matmuls
+        q, k, v = (z.reshape(G, n, z.shape[2], heads, d) for z in (q, k, v))
+        scores = (q[:, :, :, None] * k[:, :, None]).sum(-1) / math.sqrt(d)  # (G, n, tq, t, heads)
         if tq > 1:
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-            scores = scores.masked_fill(mask, float("-inf"))
-        attn = scores.softmax(-1)
+            scores = scores.masked_fill(mask[:, :, None], float("-inf"))
+        attn = scores.softmax(3)
         if entropy:
-            entropies.append(-(attn * attn.clamp_min(1e-12).log()).sum(-1).mean((1, 2, 3)))
+            entropies.append(-(attn * attn.clamp_min(1e-12).log()).sum(3).mean((1, 2, 3)))
         if last:  # only the predicting position goes on
-            attn, x = attn[:, :, :, -1:], x[:, :, -1:]
-        y = (attn @ v).transpose(2, 3).reshape(G, n, x.shape[2], width)
+            attn, x = attn[:, :, -1:], x[:, :, -1:]
+        y = (attn[..., None] * v[:, :, None]).sum(3).reshape(G, n, x.shape[2], width)
         x = x + F.dropout(_linear(y, p["proj.weight"], p["proj.bias"]), dropout, training)
         hidden = F.gelu(_linear(_layer_norm(x, p["ln2.weight"], p["ln2.bias"]), p["mlp.0.weight"], p["mlp.0.bias"]))
         x = x + F.dropout(_linear(hidden, p["mlp.2.weight"], p["mlp.2.bias"]), dropout, training)
