@@ -148,10 +148,9 @@ def test_small_transformer_memorizes_its_training_labels_mislabels_included():
 
 def test_weight_decay_shrinks_the_parameter_norm():
     data = make_grokking_data(11, 0.5, 0.0, seed=0)
-    _, weak = train_grokking(data, num_steps=200, eval_every=200, batch_size=32, width=32, weight_decay=0.0,
-                             progress=False)
-    _, strong = train_grokking(data, num_steps=200, eval_every=200, batch_size=32, width=32, weight_decay=5.0,
-                               progress=False)
+    (_, weak), (_, strong) = train_grokking_runs(
+        [GrokkingRun(data, weight_decay=0.0), GrokkingRun(data, weight_decay=5.0)],
+        num_steps=200, eval_every=200, batch_size=32, width=32, progress=False)
     assert strong.param_norm[-1] < weak.param_norm[-1]
 
 
