@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad
 
+from .memorization import make_model
 from .models import LeNet
 from .training import History, as_tensors, fit, get_device, predict_proba, seed_everything
 from .weighting import (balanced_error, class_weights_from_frequencies, example_weights_from_classes,
@@ -256,8 +257,8 @@ IMBALANCE_METHODS = ("baseline", "resampling", "class weights", "L2RW", "resampl
 
 def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, methods=IMBALANCE_METHODS,
                      noise_rate: float = 0.0, lr: float = 0.01, batch_size: int = 100, momentum: float = 0.9,
-                     num_majority: int | None = None, data=None, progress: bool = False) -> dict:
-    """Balanced test error of a fresh LeNet trained each of ``methods`` ways on
+                     num_majority: int | None = None, model: str = "cnn", data=None, progress: bool = False) -> dict:
+    """Balanced test error of a fresh model trained each of ``methods`` ways on
     :func:`~noisylabels.imbalanced_pair` at one ``proportion`` and ``seed``, as ``{method: error}``.
 
     Every method gets about ``num_steps`` SGD steps (momentum ``momentum``, batches of
@@ -266,7 +267,8 @@ def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, 
     reweight with the clean validation set (``"L2RW"``) and, the fair baseline, over-sampling
     of the training set *plus* those clean validation images (``"resampling + clean"``).
     With ``noise_rate`` that share of the training labels (not the validation labels) is
-    swapped first (lesson 05's "both" scenario: a rare class and wrong labels).
+    swapped first (lesson 05's "both" scenario: a rare class and wrong labels). ``model`` is
+    a :func:`~noisylabels.make_model` name (``"cnn"``, the paper's LeNet, or ``"mlp"``).
     Lesson 06's sweep and ``benchmarks/reweight.py`` call it.
     """
     from .noise import corrupt_labels
@@ -299,9 +301,9 @@ def imbalance_errors(proportion: float, seed: int = 0, *, num_steps: int = 300, 
     errors = {}
     for method in methods:
         seed_everything(seed)
-        model = LeNet(num_classes=2)
-        runs[method](model)
-        errors[method] = balanced_error(predict_proba(model, X_test), y_test)
+        net = make_model(model, tuple(X.shape[1:]), 2)
+        runs[method](net)
+        errors[method] = balanced_error(predict_proba(net, X_test), y_test)
     return errors
 
 
@@ -311,10 +313,12 @@ NOISE_METHODS = ("baseline", "baseline + clean", "L2RW")
 
 def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", num_val_per_class: int = 10,
                      num_train: int | None = 2000, num_epochs: int = 25, lr: float = 2e-3, batch_size: int = 100,
-                     methods=NOISE_METHODS, data=None, progress: bool = False) -> dict:
+                     methods=NOISE_METHODS, clean_counts=(), model: str = "cnn", data=None,
+                     progress: bool = False) -> dict:
     """Lesson 06's label-noise comparison on :func:`noisy_digits_with_clean_val`, with fair baselines.
 
-    A fresh LeNet per method, Adam at ``lr``, ``num_epochs`` epochs, batches of ``batch_size``:
+    A fresh ``model`` per method (a :func:`~noisylabels.make_model` name: ``"cnn"``, a LeNet, or
+    ``"mlp"``), Adam at ``lr``, ``num_epochs`` epochs, batches of ``batch_size``:
     plain cross-entropy on the noisy labels (``"baseline"``), the same on the noisy labels
     *plus* the clean validation images (``"baseline + clean"``), and learning to reweight with
     them (``"L2RW"``). Returns ``{"final": {method: test accuracy}, "early_stopped": {method:
@@ -322,29 +326,42 @@ def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", nu
     "mean_weight_corrupted", "histories", "is_mislabeled"}``; ``"baseline + clean"`` trains on
     the validation images, so it has no early-stopped figure, and the mean weights (L2RW's,
     times the batch size, over the last three epochs) are NaN without L2RW.
-    Lesson 06 and ``benchmarks/reweight.py`` call it.
+
+    ``clean_counts`` (each below ``num_val_per_class``) asks how the two methods that use the
+    clean images fare with fewer of them, on the same noisy training set: for each ``k``,
+    L2RW trains again with only the first ``k`` clean images of each class, and the baseline's
+    early stopping is read on those ``k`` a class from its per-epoch predictions on every
+    clean image (no retraining). The result then has ``"by_clean_count": {k: {"L2RW": final
+    test accuracy, "early_stopped": the baseline's}}`` (needs ``"baseline"`` and ``"L2RW"`` in
+    ``methods``). Lesson 06 and ``benchmarks/reweight.py`` call it.
     """
     unknown = set(methods) - set(NOISE_METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {NOISE_METHODS}")
+    clean_counts = tuple(clean_counts)
+    if clean_counts and not ({"baseline", "L2RW"} <= set(methods)
+                             and all(0 < k < num_val_per_class for k in clean_counts)):
+        raise ValueError(f"clean_counts {clean_counts} need 'baseline' and 'L2RW' in methods and counts between 1 "
+                         f"and num_val_per_class - 1 = {num_val_per_class - 1}")
     (X, y_noisy), val, test, _, is_mislabeled = noisy_digits_with_clean_val(
         noise_rate, num_val_per_class=num_val_per_class, kind=kind, num_train=num_train, data=data, seed=seed)
     settings = dict(num_epochs=num_epochs, lr=lr, optimizer="adam", batch_size=batch_size, seed=seed,
                     eval_train=False, progress=progress)
-    in_channels, num_classes = X.shape[1], len(val[1].unique())
-    histories = {}
+    in_shape, num_classes = tuple(X.shape[1:]), len(val[1].unique())
+    histories, val_correct = {}, []
     for method in methods:
         seed_everything(seed)
-        model = LeNet(in_channels, num_classes)
+        net = make_model(model, in_shape, num_classes)
         if method == "baseline":
-            histories[method] = fit(model, (X, y_noisy), test, val=val, desc=method, **settings)
+            record = _record_clean_predictions(net, val, val_correct) if clean_counts else None
+            histories[method] = fit(net, (X, y_noisy), test, val=val, desc=method, on_epoch_end=record, **settings)
         elif method == "baseline + clean":
             train = (torch.cat([X, val[0]]), torch.cat([y_noisy, val[1]]))
-            histories[method] = fit(model, train, test, desc=method, **settings)
+            histories[method] = fit(net, train, test, desc=method, **settings)
         else:
-            histories[method] = fit_reweighted(model, (X, y_noisy), val, test, desc=method, **settings)
+            histories[method] = fit_reweighted(net, (X, y_noisy), val, test, desc=method, **settings)
     weights = histories["L2RW"].example_weights[-3:].mean(axis=0) if "L2RW" in histories else None
-    return {
+    result = {
         "final": {m: float(h.test_acc[-1]) for m, h in histories.items()},
         "early_stopped": {m: float(h.early_stopped()) for m, h in histories.items() if "val_acc" in h},
         "mean_weight_clean": float(weights[~is_mislabeled].mean()) if weights is not None else float("nan"),
@@ -352,6 +369,32 @@ def noise_accuracies(noise_rate: float, seed: int = 0, *, kind: str = "flip", nu
         "histories": histories,
         "is_mislabeled": is_mislabeled,
     }
+    if clean_counts:
+        correct, test_acc = np.stack(val_correct), histories["baseline"].test_acc    # (epochs, clean images)
+        result["by_clean_count"] = {}
+        for k in clean_counts:
+            subset = _first_per_class(val[1], k)
+            seed_everything(seed)
+            l2rw = fit_reweighted(make_model(model, in_shape, num_classes), (X, y_noisy), (val[0][subset], val[1][subset]),
+                                  test, desc=f"L2RW, {k} clean a class", **settings)
+            best = int(np.argmax(correct[:, subset].mean(axis=1)))                     # first best epoch on ties
+            result["by_clean_count"][k] = {"L2RW": float(l2rw.test_acc[-1]), "early_stopped": float(test_acc[best])}
+    return result
+
+
+def _first_per_class(y, k: int) -> np.ndarray:
+    """Positions of the first ``k`` examples of each class in ``y``, in order (a smaller clean set)."""
+    y = np.asarray(y.cpu() if torch.is_tensor(y) else y)
+    return np.sort(np.concatenate([np.flatnonzero(y == c)[:k] for c in np.unique(y)]))
+
+
+def _record_clean_predictions(model, val, out: list):
+    """An ``on_epoch_end`` hook for :func:`~noisylabels.fit`: whether ``model`` gets each clean image right."""
+    X_val, y_val = val
+
+    def record(epoch, history):
+        out.append((predict_proba(model, X_val).argmax(1) == np.asarray(y_val.cpu())))
+    return record
 
 
 def reweighted_step_seconds(repeats: int = 30, warmup: int = 3, seed: int = 0, num_threads: int | None = 1) -> dict:

@@ -291,3 +291,37 @@ def test_reweighting_beats_the_baseline_on_strong_class_imbalance(offline_mnist)
     err_base = nl.balanced_error(nl.predict_proba(baseline, X_test), y_test)
     err_l2rw = nl.balanced_error(nl.predict_proba(reweighted, X_test), y_test)
     assert err_l2rw < err_base - 0.1, (err_base, err_l2rw)
+
+
+def test_noise_accuracies_with_fewer_clean_images_retrains_only_l2rw_and_rereads_the_baseline_stop(
+        offline_mnist, monkeypatch):
+    import noisylabels.reweight as reweight
+
+    clean_sets = []
+    real_fit_reweighted = reweight.fit_reweighted
+
+    def spy(model, train, val, *args, **kwargs):
+        clean_sets.append(np.bincount(val[1].numpy(), minlength=10).tolist())
+        return real_fit_reweighted(model, train, val, *args, **kwargs)
+
+    monkeypatch.setattr(reweight, "fit_reweighted", spy)
+    settings = dict(num_train=300, num_epochs=3, data=offline_mnist)
+    plain = nl.noise_accuracies(0.4, 0, **settings)
+    result = nl.noise_accuracies(0.4, 0, clean_counts=(1, 3), **settings)
+    assert result["final"] == plain["final"] and result["early_stopped"] == plain["early_stopped"]
+    assert clean_sets == [[10] * 10, [10] * 10, [1] * 10, [3] * 10]     # L2RW again on 1, then 3 a class
+    baseline = result["histories"]["baseline"]
+    for k, accuracies in result["by_clean_count"].items():
+        assert accuracies["early_stopped"] in baseline.test_acc and 0 < accuracies["L2RW"] <= 1
+    with pytest.raises(ValueError, match="clean_counts"):
+        nl.noise_accuracies(0.4, 0, clean_counts=(10,), **settings)
+    with pytest.raises(ValueError, match="clean_counts"):
+        nl.noise_accuracies(0.4, 0, clean_counts=(1,), methods=("L2RW",), **settings)
+
+
+def test_first_per_class_keeps_the_first_k_of_each_class_in_order():
+    from noisylabels.reweight import _first_per_class
+
+    y = torch.tensor([2, 0, 1, 0, 2, 1, 0])
+    assert _first_per_class(y, 1).tolist() == [0, 1, 2]
+    assert _first_per_class(y, 2).tolist() == [0, 1, 2, 3, 4, 5]
