@@ -32,12 +32,43 @@ def _run_slow(config) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    _keep_shared_fixtures_on_one_worker(items)
+    _slow_modules_first(items)
     if _run_slow(config):
         return
     skip = pytest.mark.skip(reason="slow: runs when CI=true or with --run-slow")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+WIDE_SCOPES = ("module", "package", "session")
+
+
+def _keep_shared_fixtures_on_one_worker(items):
+    """With pytest-xdist (``-n``, ``--dist loadgroup``) tests go one by one to the workers;
+    a module-scoped fixture (a JupyterLab, a hub, a class of accounts) would then be set up
+    once in every worker that gets one of its tests. Tests that use a module-scoped fixture
+    of their module go to one worker together (``xdist_group`` named after the module; one
+    named after the fixture for a session fixture of a conftest)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        module = item.nodeid.split("::")[0]
+        groups = set()
+        for name, defs in (info.name2fixturedefs.items() if info else ()):
+            fixture = defs[-1]
+            if fixture.scope not in WIDE_SCOPES or not fixture.baseid:  # pytest's own (tmp_path_factory)
+                continue
+            groups.add(module if fixture.baseid.split("::")[0] == module else f"fixture-{name}")
+        for group in sorted(groups):
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _slow_modules_first(items):
+    """Modules holding slow tests first (their order and the order inside a module kept), so
+    that on several workers the long tests start early and quick tests fill the gaps at the end."""
+    slow_modules = {item.nodeid.split("::")[0] for item in items if "slow" in item.keywords}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)
 
 
 @pytest.fixture
