@@ -11,6 +11,7 @@ import pytest
 
 from noisylabels import course
 from noisylabels.build import build
+from noisylabels.results import RESULT_MARKER
 
 
 def _notebook(path: Path, *sources):
@@ -24,9 +25,11 @@ def _notebook(path: Path, *sources):
 @pytest.fixture
 def tiny_course(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    # the lessons print the result marker themselves (a kernel without the course library starts in
+    # a fraction of the time); the solution reports through nl.report_result, as the course's notebooks do
     _notebook(tmp_path / "lessons" / "01_passes.ipynb",
               "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0]); plt.show()",
-              "import noisylabels as nl\nx = 2 + 2\nassert x == 4\nnl.report_result(f'two and two make {x}')")
+              f"x = 2 + 2\nassert x == 4\nprint('{RESULT_MARKER}', f'two and two make {{x}}')")
     _notebook(tmp_path / "lessons" / "02_fails.ipynb", "raise ValueError('the lesson broke')")
     _notebook(tmp_path / "solutions" / "hw01_demo" / "hw01.ipynb",
               "open('data.txt').read()\nimport noisylabels as nl\nnl.report_result('read the data file')")
@@ -44,6 +47,7 @@ def test_build_runs_every_notebook_reports_failures_and_keeps_going(tiny_course)
     assert "ValueError: the lesson broke" in by_name["lessons/02_fails.ipynb"].error
     # the notebook after the failing one still ran, in a copy of its folder
     assert by_name["solutions/hw01_demo/hw01.ipynb"].status == "ok"
+    assert by_name["solutions/hw01_demo/hw01.ipynb"].result == "read the data file"
     out = tiny_course / "build"
     executed = nbformat.read(out / "lessons" / "01_passes.ipynb", as_version=4)
     assert any(o.get("output_type") == "stream" for o in executed.cells[2].outputs)
@@ -58,8 +62,9 @@ def test_build_runs_every_notebook_reports_failures_and_keeps_going(tiny_course)
 
 def test_build_with_two_jobs_runs_notebooks_side_by_side_in_the_size_asked_and_keeps_the_order(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
-    stamp = ("import os, time, noisylabels as nl\nstart = time.time(); time.sleep(3)\n"
-             "nl.report_result(f\"{start:.3f} {time.time():.3f} {os.environ['NOISYLABELS_SIZE']} {os.environ['OMP_NUM_THREADS']}\")")
+    stamp = ("import os, time\nstart = time.time(); time.sleep(3)\n"
+             f"print('{RESULT_MARKER}', "
+             "f\"{start:.3f} {time.time():.3f} {os.environ['NOISYLABELS_SIZE']} {os.environ['OMP_NUM_THREADS']}\")")
     for name in ("01_a", "02_b", "03_c"):
         _notebook(tmp_path / "lessons" / f"{name}.ipynb", stamp)
     runs = build(root=tmp_path, out="build", size="quick", progress=False, html=False, jobs=2)
