@@ -20,6 +20,8 @@ On the offline MNIST digits (400 training digits a class):
 - **step cost**: median time of a reweighted step over a plain step (LeNet, batch 100,
   one thread, interleaved), for the default forward-mode step and the literal look-ahead.
 
+``--model mlp`` trains lesson 06's default-size model (an MLP 1x512) instead of the paper's LeNet.
+
 The imbalance runs and the step timing are lesson 06's own (``noisylabels.imbalance_errors``,
 ``noisylabels.reweighted_step_seconds``). The measured wall time is in ``benchmarks/README.md``.
 
@@ -54,9 +56,11 @@ PROPORTIONS = (0.9, 0.95, 0.98, 0.99, 0.995)
 METHODS = {"baseline": "baseline", "resampling": "resample", "L2RW": "l2rw", "resampling + clean": "resample_clean"}
 
 
-def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, seed: int = 0, data=None):
+def noise_run(noise_rate: float, num_epochs: int, lr: float, num_train: int, seed: int = 0, model: str = "cnn",
+              data=None):
     """Lesson 06's noise comparison (``noisylabels.noise_accuracies``) as the JSON's ``noise`` entry."""
-    result = nl.noise_accuracies(noise_rate, seed, num_train=num_train, num_epochs=num_epochs, lr=lr, data=data)
+    result = nl.noise_accuracies(noise_rate, seed, num_train=num_train, num_epochs=num_epochs, lr=lr, model=model,
+                                 data=data)
     return {
         "noise_rate": noise_rate,
         "baseline_accuracy": round(result["final"]["baseline"], 4),
@@ -76,6 +80,8 @@ def main(argv=None):
     parser.add_argument("--noise-epochs", type=int, default=30)
     parser.add_argument("--noise-lr", type=float, default=2e-3)
     parser.add_argument("--noise-train", type=int, default=2000, help="noisy training digits")
+    parser.add_argument("--model", choices=("cnn", "mlp"), default="cnn",
+                        help="the paper's LeNet (cnn) or the MLP lesson 06 trains below full size")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (tiny models: one is faster than two sharing the cores)")
     args = parser.parse_args(argv)
@@ -86,7 +92,8 @@ def main(argv=None):
     data = nl.load_offline_mnist()
     imbalance = []
     for p in PROPORTIONS:
-        per_seed = [nl.imbalance_errors(p, seed, num_steps=args.steps, methods=tuple(METHODS), data=data)
+        per_seed = [nl.imbalance_errors(p, seed, num_steps=args.steps, methods=tuple(METHODS), model=args.model,
+                                        data=data)
                     for seed in range(args.seeds)]
         row = {"proportion": p}
         for method, key in METHODS.items():
@@ -95,7 +102,7 @@ def main(argv=None):
         say(f"proportion {p}: balanced test error baseline {row['baseline_error']:.3f}, "
             f"resampling {row['resample_error']:.3f}, L2RW {row['l2rw_error']:.3f}, "
             f"resampling with the clean images {row['resample_clean_error']:.3f}")
-    noise, l2rw = noise_run(0.4, args.noise_epochs, args.noise_lr, args.noise_train, data=data)
+    noise, l2rw = noise_run(0.4, args.noise_epochs, args.noise_lr, args.noise_train, model=args.model, data=data)
     say(f"40 % flip noise: test accuracy baseline {noise['baseline_accuracy']:.3f} (early-stopped on the clean "
         f"images {noise['baseline_early_stopped_accuracy']:.3f}, trained on them too "
         f"{noise['baseline_with_clean_accuracy']:.3f}), "
