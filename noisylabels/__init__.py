@@ -78,6 +78,7 @@ from .grokking import (
 from .models import MLP, LeNet, SmallInception, count_parameters
 from .memorization import (
     ZHANG_LEVELS,
+    ZHANG_SETTINGS,
     CorruptionCurve,
     corruption_sweep,
     make_model,
