@@ -59,12 +59,13 @@ def test_sweep_memorizes_random_labels_while_test_error_goes_to_chance(small_dig
 
 def test_sweep_evaluates_once_per_level_and_stops_on_the_running_accuracy(small_digits):
     X, y, X_test, y_test = small_digits
-    curve = corruption_sweep(lambda: nl.MLP(64, (32,), 10), X, y, X_test, y_test, (0.0,), num_epochs=3,
+    torch.manual_seed(0)
+    curve = corruption_sweep(lambda: nl.MLP(64, (32,), 10), X, y, X_test, y_test, (0.0,), num_epochs=10, lr=0.1,
                              progress=False)
     history = curve.histories[0]
     assert np.isnan(history.test_acc).all()          # no test evaluation after every epoch
     assert "example_losses" not in history            # nor a pass over the whole training set
-    assert 0.0 <= curve.test_error[0] < 0.9           # the test error is measured once, at the end
+    assert curve.test_error[0] < 0.5                  # the test error is measured once, at the end
 
 
 def test_sweep_measures_train_error_against_the_corrupted_labels(small_digits):
