@@ -25,6 +25,11 @@ SYSCALLS = {name: pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
             for name in ("add_key", "keyctl", "ptrace", "clone", "unshare", "memfd_create")}
 
 
+#: Tests that pin every run to one uid go to one pytest-xdist worker (``--dist loadgroup``):
+#: two of them at once on two workers would find that uid taken ("all 1 sandbox uids are in use").
+ONE_UID = pytest.mark.xdist_group("sandbox-one-uid")
+
+
 @pytest.fixture
 def one_uid(monkeypatch):
     """Every run takes the same uid (the last of the range), as consecutive students may."""
@@ -74,6 +79,7 @@ def keyring_seal(request, monkeypatch):
 
 
 @pytest.mark.parametrize("where", ["user", "user-session", "session", "persistent"])
+@ONE_UID
 def test_a_key_stored_in_one_run_cannot_be_read_by_the_next_run_of_the_same_uid(one_uid, keyring_seal, where):
     first = run(f"WHERE = {where!r}\n" + STORE + "print(os.getuid())")
     second = run(f"WHERE = {where!r}\n" + READ + "print(os.getuid())")
@@ -87,6 +93,7 @@ def test_a_key_stored_in_one_run_cannot_be_read_by_the_next_run_of_the_same_uid(
 
 
 # ----------------------------------------------------------------------------- files
+@ONE_UID
 def test_dev_shm_is_writable_and_private_to_its_run(one_uid):
     first = run("open('/dev/shm/channel', 'w').write('x'); open('/tmp/channel', 'w').write('x'); print('written')")
     second = run("print(os.listdir('/dev/shm'), 'channel' in os.listdir('/tmp'))")
