@@ -51,7 +51,7 @@ def pytest_collection_finish(session):
     """On an xdist worker with ``--dist loadgroup``, every grouped test must carry its group in its
     id (pytest-xdist adds ``@group``). Where it does not (pytest 9.2 with pytest-xdist 3.8), the
     groups are ignored in silence and tests sharing a fixture or a uid collide: they fail instead."""
-    if not session.config.getvalue("loadgroup"):
+    if not getattr(session.config.option, "loadgroup", False):  # set on xdist workers only
         return
     for item in session.items:
         groups = [mark.args[0] for mark in item.iter_markers("xdist_group")]

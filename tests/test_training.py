@@ -116,6 +116,21 @@ def test_fit_with_a_step_function_doing_the_default_step_repeats_plain_fit():
     assert ended == [(1, 1), (2, 2), (3, 3)]  # called once an epoch, after that epoch's records
 
 
+@pytest.mark.parametrize("name, plain", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_adam_by_name_is_fused_and_trains_as_torchs_plain_adam(name, plain):
+    X, y = _blobs()
+    models = []
+    for optimizer in (name, lambda params: plain(params, lr=1e-2, weight_decay=1e-3, foreach=False)):
+        torch.manual_seed(0)
+        model = nl.MLP(X.shape[1], (16,), 3)
+        nl.fit(model, (X, y), num_epochs=3, lr=1e-2, weight_decay=1e-3, optimizer=optimizer, batch_size=8,
+               progress=False)
+        models.append(model)
+    assert nl.training._make_optimizer(name, models[0].parameters(), 1e-2, 0.9, 0.0).defaults["fused"]
+    for fused, plain_param in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(fused, plain_param, rtol=1e-5, atol=1e-6)
+
+
 def test_evaluate_and_predict_proba_agree():
     X, y = _blobs(30)
     model = nl.MLP(2, (8,), 3)
