@@ -79,7 +79,7 @@ def _grade_cell(grade_id, source, points=1):
 
 @pytest.mark.slow
 def test_a_notebook_past_its_wall_clock_limit_is_stopped_and_the_cells_left_score_zero(tmp_path):
-    """``nbgrader autograde`` with ``SandboxedExecute.notebook_timeout`` set to 30 s in the course config."""
+    """``nbgrader autograde`` with ``SandboxedExecute.notebook_timeout`` set to 20 s in the course config."""
     import csv
     import sys
 
@@ -88,7 +88,7 @@ def test_a_notebook_past_its_wall_clock_limit_is_stopped_and_the_cells_left_scor
 
     course, env = _course(tmp_path, "hw01_label_corruption")
     with open(course / "nbgrader_config.py", "a") as fh:
-        fh.write("\nc.SandboxedExecute.notebook_timeout = 30\n")
+        fh.write("\nc.SandboxedExecute.notebook_timeout = 20\n")
     answer = new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION", metadata={"nbgrader": {
         "grade": False, "grade_id": "answer", "locked": False, "schema_version": 3, "solution": True, "task": False}})
     source = new_notebook(cells=[_grade_cell("first", "print('first ran')"), answer,
@@ -115,10 +115,10 @@ def test_a_notebook_past_its_wall_clock_limit_is_stopped_and_the_cells_left_scor
     graded = nbformat.read(course / "autograded" / "stubborn" / "tiny" / "tiny.ipynb", as_version=4)
     said = {c.metadata["nbgrader"]["grade_id"]: " ".join(o.get("evalue", "") for o in c.outputs)
             for c in graded.cells}
-    assert said["answer"] == "the notebook ran past its 30-second limit: this cell was stopped", said
-    assert all(said[f"check{i}"] == "the notebook ran past its 30-second limit: this cell was not run"
+    assert said["answer"] == "the notebook ran past its 20-second limit: this cell was stopped", said
+    assert all(said[f"check{i}"] == "the notebook ran past its 20-second limit: this cell was not run"
                for i in range(6)), said
     _run([sys.executable, "-m", "nbgrader", "generate_feedback", "tiny"], course, env)
     feedback = (course / "feedback" / "stubborn" / "tiny" / "tiny.html").read_text()
-    assert "the notebook ran past its 30-second limit" in feedback
+    assert "the notebook ran past its 20-second limit" in feedback
     assert sandbox_pids() == []
