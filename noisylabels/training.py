@@ -195,7 +195,7 @@ def _make_optimizer(name, params, lr, momentum, weight_decay):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     # fused: one pass over each parameter instead of a dozen tensor ops; the same update, and on
-    # one CPU thread half the time of a step of the 784-512-10 MLP (5.1 -> 2.6 ms, batch 64)
+    # one CPU thread an epoch of lesson 02's MLP takes 0.13 s instead of 0.19 s (benchmarks/course_build.py)
     params = list(params)
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
     if name == "adam":
