@@ -9,7 +9,7 @@ Points come from the sandboxed grader outside the students' kernels, and the ker
 themselves run sandboxed. Slow: it runs nbgrader and the programs. The 3-minute limit is
 shortened through ``NOISYLABELS_HW02_TIME_LIMIT``: to 90 s where the reference solution runs
 (30-45 s on a loaded machine), to 15 s for the hanging program (it is stopped at the limit
-once for Part 1 and once a final set: there, 30 s of waiting instead of 360 s).
+once for Part 1 and once a final set: there, 30 s of waiting instead of 180 s at the reference's 90 s).
 """
 
 import csv
