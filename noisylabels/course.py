@@ -6,9 +6,12 @@ Used by the ``noisylabels`` command (``build``, ``clean``, ``assignments``) and 
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
+import importlib.util
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -142,6 +145,21 @@ def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProces
     )
 
 
+def _new_gradebook(path: Path) -> str:
+    """An empty nbgrader gradebook at ``path`` at nbgrader's current schema; returns its URL.
+
+    nbgrader stamps a new gradebook by starting the ``alembic`` command (1.6 s a call); this
+    reads the same head revision from nbgrader's migration scripts in this process."""
+    from alembic.script import ScriptDirectory
+
+    (scripts,) = importlib.util.find_spec("nbgrader").submodule_search_locations
+    head = ScriptDirectory(os.path.join(scripts, "alembic")).get_current_head()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+    return f"sqlite:///{path}"
+
+
 def generate_assignments(root=None, release_dir=None, names=None, register: bool = False) -> list[Path]:
     """Generate the student version of every assignment with ``nbgrader generate_assignment``.
 
@@ -158,7 +176,7 @@ def generate_assignments(root=None, release_dir=None, names=None, register: bool
     names = names or assignment_names(root)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        db = f"sqlite:///{Path(tmp, 'gradebook.db')}"
+        db = None if register else _new_gradebook(Path(tmp, "gradebook.db"))
         for name in names:
             result = _nbgrader(
                 root, "generate_assignment", name, "--force",

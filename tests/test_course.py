@@ -62,11 +62,12 @@ def test_build_runs_every_notebook_reports_failures_and_keeps_going(tiny_course)
 
 def test_build_with_two_jobs_runs_notebooks_side_by_side_in_the_size_asked_and_keeps_the_order(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
-    stamp = ("import os, time\nstart = time.time(); time.sleep(3)\n"
+    stamp = ("import os, time\nstart = time.time(); time.sleep({})\n"
              f"print('{RESULT_MARKER}', "
-             "f\"{start:.3f} {time.time():.3f} {os.environ['NOISYLABELS_SIZE']} {os.environ['OMP_NUM_THREADS']}\")")
-    for name in ("01_a", "02_b", "03_c"):
-        _notebook(tmp_path / "lessons" / f"{name}.ipynb", stamp)
+             "f\"{{start:.3f}} {{time.time():.3f}} {{os.environ['NOISYLABELS_SIZE']}} {{os.environ['OMP_NUM_THREADS']}}\")")
+    # the first two sleep long enough to overlap if they run side by side; the third need not wait
+    for name, seconds in (("01_a", 3), ("02_b", 3), ("03_c", 0)):
+        _notebook(tmp_path / "lessons" / f"{name}.ipynb", stamp.format(seconds))
     runs = build(root=tmp_path, out="build", size="quick", progress=False, html=False, jobs=2)
     assert [r.notebook for r in runs] == [f"lessons/{n}.ipynb" for n in ("01_a", "02_b", "03_c")]
     assert [r.status for r in runs] == ["ok"] * 3, [r.error for r in runs]
@@ -161,6 +162,22 @@ def test_generated_assignment_has_stubs_no_hidden_tests_and_the_data_files(nbgra
     assert (generated / "data.txt").read_text() == "data for students\n"
     assert course.notebook_problems(generated / "demo.ipynb") == []
     assert not (nbgrader_course / "gradebook.db").exists(), "generation must not touch the instructor's gradebook"
+
+
+@pytest.mark.slow
+def test_throwaway_gradebook_is_stamped_with_the_revision_nbgrader_itself_gives_a_new_one(tmp_path):
+    import sqlite3
+
+    from nbgrader.api import Gradebook, get_alembic_version
+
+    url = course._new_gradebook(tmp_path / "gradebook.db")
+    with Gradebook(url) as gradebook:  # nbgrader adds its tables to it without complaint
+        gradebook.add_student("s")
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        stamped = db.execute("SELECT version_num FROM alembic_version").fetchall()
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert stamped == [(get_alembic_version(),)]  # what nbgrader asks the alembic command for
+    assert {"assignment", "notebook", "student", "grade"} <= tables
 
 
 def test_drift_check_catches_hand_edits_and_stale_releases(nbgrader_course):

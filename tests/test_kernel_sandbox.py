@@ -55,7 +55,7 @@ def test_kernel_runs_isolated_with_the_course_library_and_a_throwaway_copy_of_it
 
 
 def test_a_cell_that_never_ends_is_interrupted_and_the_rest_still_runs(tmp_path):
-    out = run_cells(tmp_path, "import time\nwhile True:\n    time.sleep(0.1)", "print('after')", timeout=5)
+    out = run_cells(tmp_path, "import time\nwhile True:\n    time.sleep(0.1)", "print('after')", timeout=2)
     assert "KeyboardInterrupt" in out[0] or "CellTimeoutError" in out[0]
     assert out[1].strip() == "after"
     assert sandbox_pids() == []
