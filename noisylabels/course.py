@@ -28,6 +28,7 @@ __all__ = [
     "clean_notebook",
     "notebook_problems",
     "generate_assignments",
+    "new_gradebook",
     "assignment_drift",
     "nbgrader_validate",
 ]
@@ -145,11 +146,12 @@ def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProces
     )
 
 
-def _new_gradebook(path: Path) -> str:
-    """An empty nbgrader gradebook at ``path`` at nbgrader's current schema; returns its URL.
+def new_gradebook(path) -> str:
+    """An empty nbgrader gradebook file at ``path`` at nbgrader's current schema; returns its URL.
 
     nbgrader stamps a new gradebook by starting the ``alembic`` command (1.6 s a call); this
-    reads the same head revision from nbgrader's migration scripts in this process."""
+    reads the same head revision from nbgrader's migration scripts in this process. Used for
+    the throw-away gradebooks of ``generate_assignments`` and of a class autograde's students."""
     from alembic.script import ScriptDirectory
 
     (scripts,) = importlib.util.find_spec("nbgrader").submodule_search_locations
@@ -176,7 +178,7 @@ def generate_assignments(root=None, release_dir=None, names=None, register: bool
     names = names or assignment_names(root)
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        db = None if register else _new_gradebook(Path(tmp, "gradebook.db"))
+        db = None if register else new_gradebook(Path(tmp, "gradebook.db"))
         for name in names:
             result = _nbgrader(
                 root, "generate_assignment", name, "--force",

@@ -22,6 +22,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from autograder.nbgrader_plugins.class_autograde import (
     REPORT, build_scratch_gradebook, export_assignment, export_submission, merge_submission,
 )
+from noisylabels.course import new_gradebook
 
 HW = "hw01_label_corruption"
 COURSE = "noisy-labels"
@@ -54,7 +55,7 @@ def _autograde_in(gb, student, auto, *, timestamp, comment="No response."):
 
 
 def test_merge_replaces_autograde_results_and_keeps_what_graders_entered(tmp_path):
-    course_url = f"sqlite:///{tmp_path / 'course.db'}"
+    course_url = new_gradebook(tmp_path / "course.db")
     with Gradebook(course_url, COURSE) as course:
         _define(course)
         course.update_or_create_student("ada", first_name="Ada", email="ada@example.org")
@@ -68,7 +69,7 @@ def test_merge_replaces_autograde_results_and_keeps_what_graders_entered(tmp_pat
         definition = export_assignment(course, "hw")
         earlier = export_submission(course, "hw", "ada")
 
-    scratch_url = f"sqlite:///{tmp_path / 'scratch.db'}"
+    scratch_url = new_gradebook(tmp_path / "scratch.db")
     build_scratch_gradebook(scratch_url, COURSE, definition, "ada", {"first_name": "Ada"}, earlier)
     with Gradebook(scratch_url, COURSE) as scratch:
         # the scratch gradebook holds what autograde reads: the extension and the manual score
@@ -98,11 +99,11 @@ def test_merge_replaces_autograde_results_and_keeps_what_graders_entered(tmp_pat
 
 
 def test_merge_of_a_new_student_creates_the_submission_and_a_bad_record_changes_nothing(tmp_path):
-    course_url = f"sqlite:///{tmp_path / 'course.db'}"
+    course_url = new_gradebook(tmp_path / "course.db")
     with Gradebook(course_url, COURSE) as course:
         _define(course)
         definition = export_assignment(course, "hw")
-    scratch_url = f"sqlite:///{tmp_path / 'scratch.db'}"
+    scratch_url = new_gradebook(tmp_path / "scratch.db")
     build_scratch_gradebook(scratch_url, COURSE, definition, "bo")
     with Gradebook(scratch_url, COURSE) as scratch:
         _autograde_in(scratch, "bo", {"test_a": 1.0, "answer": None, "task": None}, timestamp="2026-11-03 09:00:00")

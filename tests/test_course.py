@@ -170,7 +170,7 @@ def test_throwaway_gradebook_is_stamped_with_the_revision_nbgrader_itself_gives_
 
     from nbgrader.api import Gradebook, get_alembic_version
 
-    url = course._new_gradebook(tmp_path / "gradebook.db")
+    url = course.new_gradebook(tmp_path / "gradebook.db")
     with Gradebook(url) as gradebook:  # nbgrader adds its tables to it without complaint
         gradebook.add_student("s")
     with sqlite3.connect(tmp_path / "gradebook.db") as db:

@@ -254,10 +254,12 @@ def grade_student(task: StudentTask) -> dict:
     stored no submission), ``log`` the end of nbgrader's output."""
     from nbgrader.api import Gradebook
 
+    from noisylabels.course import new_gradebook
+
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="class-autograde-") as tmp:
         os.chmod(tmp, 0o700)
-        db_url = f"sqlite:///{Path(tmp, 'gradebook.db')}"
+        db_url = new_gradebook(Path(tmp, "gradebook.db"))
         build_scratch_gradebook(db_url, task.course_id, task.definition, task.student, task.student_fields,
                                 task.earlier)
         env = dict(os.environ, **dict(task.env), NOISYLABELS_GRADEBOOK=db_url)
