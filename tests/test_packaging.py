@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
 import yaml
 
 
@@ -48,6 +49,21 @@ def test_the_noisylabels_command_is_installed():
     exe = shutil.which("noisylabels") or str(__import__("pathlib").Path(sys.executable).with_name("noisylabels"))
     out = subprocess.run([exe, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "build" in out.stdout and "assignments" in out.stdout
+
+
+def test_importing_the_package_loads_no_torch_and_every_exported_name_resolves():
+    import noisylabels as nl
+
+    started = subprocess.run([sys.executable, "-c", "import sys, noisylabels\nprint(sorted({m.split('.')[0] for m in sys.modules} "
+                              "& {'torch', 'matplotlib', 'sklearn'}))"],
+                             capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0 and started.stdout.strip() == "[]", started.stdout + started.stderr
+    missing = [name for name in nl.__all__ if not hasattr(nl, name)]
+    assert missing == [] and len(nl.__all__) > 100
+    assert set(nl.__all__) <= set(dir(nl)) and {"noise", "plots", "training"} <= set(dir(nl))
+    assert nl.fit is nl.training.fit and nl.noise.corrupt_labels is nl.corrupt_labels
+    with pytest.raises(AttributeError, match="has no attribute 'fitt'"):
+        nl.fitt
 
 
 def test_readme_gives_the_setup_main_job_and_test_commands_that_ci_runs(root):
