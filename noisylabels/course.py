@@ -154,6 +154,9 @@ def new_gradebook(path) -> str:
     the throw-away gradebooks of ``generate_assignments`` and of a class autograde's students."""
     from alembic.script import ScriptDirectory
 
+    if Path(path).exists():
+        raise FileExistsError(f"{path} exists: a new gradebook needs a path with no file")
+
     (scripts,) = importlib.util.find_spec("nbgrader").submodule_search_locations
     head = ScriptDirectory(os.path.join(scripts, "alembic")).get_current_head()
     with contextlib.closing(sqlite3.connect(path)) as db, db:

@@ -178,6 +178,8 @@ def test_throwaway_gradebook_is_stamped_with_the_revision_nbgrader_itself_gives_
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert stamped == [(get_alembic_version(),)]  # what nbgrader asks the alembic command for
     assert {"assignment", "notebook", "student", "grade"} <= tables
+    with pytest.raises(FileExistsError, match="needs a path with no file"):
+        course.new_gradebook(tmp_path / "gradebook.db")
 
 
 def test_drift_check_catches_hand_edits_and_stale_releases(nbgrader_course):
