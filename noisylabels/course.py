@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import functools
 import importlib.util
 import os
 import re
@@ -146,22 +147,26 @@ def _nbgrader(root, *args, env=None, timeout=None) -> subprocess.CompletedProces
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _gradebook_schema_head() -> str:
+    """The head revision of nbgrader's gradebook migrations, read once a process."""
+    from alembic.script import ScriptDirectory
+
+    (scripts,) = importlib.util.find_spec("nbgrader").submodule_search_locations
+    return ScriptDirectory(os.path.join(scripts, "alembic")).get_current_head()
+
+
 def new_gradebook(path) -> str:
     """An empty nbgrader gradebook file at ``path`` at nbgrader's current schema; returns its URL.
 
     nbgrader stamps a new gradebook by starting the ``alembic`` command (1.6 s a call); this
     reads the same head revision from nbgrader's migration scripts in this process. Used for
     the throw-away gradebooks of ``generate_assignments`` and of a class autograde's students."""
-    from alembic.script import ScriptDirectory
-
     if Path(path).exists():
         raise FileExistsError(f"{path} exists: a new gradebook needs a path with no file")
-
-    (scripts,) = importlib.util.find_spec("nbgrader").submodule_search_locations
-    head = ScriptDirectory(os.path.join(scripts, "alembic")).get_current_head()
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
-        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+        db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (_gradebook_schema_head(),))
     return f"sqlite:///{path}"
 
 
